@@ -1,0 +1,131 @@
+#include "common/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *log_name = "ao";
+static int log_verbose;
+static int log_journal = -1;
+
+void
+log_init(const char *component, int verbose)
+{
+	log_name = component;
+	log_verbose = verbose;
+	log_journal = getenv("JOURNAL_STREAM") != NULL;
+}
+
+void
+log_setverbose(int v)
+{
+	log_verbose = v;
+}
+
+int
+log_getverbose(void)
+{
+	return log_verbose;
+}
+
+const char *
+log_component(void)
+{
+	return log_name;
+}
+
+/* prio is the syslog priority: 3 err, 4 warning, 6 info, 7 debug. */
+static void
+vlog(int prio, const char *fmt, va_list ap, const char *errstr)
+{
+	char msg[2048];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (log_journal < 0)
+		log_journal = getenv("JOURNAL_STREAM") != NULL;
+	if (log_journal)
+		fprintf(stderr, "<%d>", prio);
+	if (errstr != NULL)
+		fprintf(stderr, "%s: %s: %s\n", log_name, msg, errstr);
+	else
+		fprintf(stderr, "%s: %s\n", log_name, msg);
+	fflush(stderr);
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list ap;
+	const char *e = strerror(errno);
+
+	va_start(ap, fmt);
+	vlog(4, fmt, ap, e);
+	va_end(ap);
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(4, fmt, ap, NULL);
+	va_end(ap);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(6, fmt, ap, NULL);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_verbose)
+		return;
+	va_start(ap, fmt);
+	vlog(7, fmt, ap, NULL);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+	const char *e = strerror(errno);
+
+	va_start(ap, fmt);
+	vlog(3, fmt, ap, e);
+	va_end(ap);
+	exit(EXIT_TEMP);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(3, fmt, ap, NULL);
+	va_end(ap);
+	exit(EXIT_TEMP);
+}
+
+void
+fatalx_perm(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(3, fmt, ap, NULL);
+	va_end(ap);
+	exit(EXIT_PERM);
+}
