@@ -44,7 +44,7 @@ TESTLIB_SRCS := $(wildcard tests/lib/*.c)
 UNIT_SRCS  := $(wildcard tests/unit/*.c) $(TESTLIB_SRCS)
 INTEG_SRCS := $(wildcard tests/integ/*.c) $(TESTLIB_SRCS)
 HELPERS    := $(patsubst tests/helpers/%.c,$(O)/tests/%,$(wildcard tests/helpers/*.c))
-TEST_BINS  := $(O)/tests/unit $(O)/tests/integ $(HELPERS)
+TEST_BINS  := $(O)/tests/unit-tests $(O)/tests/integ-tests $(HELPERS)
 BENCH_BINS := $(patsubst bench/%.c,$(O)/bench/%,$(wildcard bench/*.c))
 
 all: $(BINS)
@@ -69,10 +69,10 @@ $(BINDIR)/ao: $(patsubst %.c,$(O)/%.o,$(wildcard cli/*.c)) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(O)/tests/%.o: CFLAGS += $(CHECK_CFLAGS)
-$(O)/tests/unit: $(UNIT_SRCS:%.c=$(O)/%.o) $(LIB)
+$(O)/tests/unit-tests: $(UNIT_SRCS:%.c=$(O)/%.o) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
-$(O)/tests/integ: $(INTEG_SRCS:%.c=$(O)/%.o) $(LIB)
+$(O)/tests/integ-tests: $(INTEG_SRCS:%.c=$(O)/%.o) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 $(O)/tests/%: $(O)/tests/helpers/%.o $(LIB)
@@ -89,8 +89,8 @@ build-tests: $(BINS) $(TEST_BINS)
 TEST_ENV := AO_BIN_DIR=$(abspath $(BINDIR)) AO_TEST_DIR=$(abspath $(O)/tests)
 
 run-tests: build-tests
-	$(TEST_ENV) $(O)/tests/unit
-	$(TEST_ENV) $(O)/tests/integ
+	$(TEST_ENV) $(O)/tests/unit-tests
+	$(TEST_ENV) $(O)/tests/integ-tests
 
 test: deps
 	@$(MAKE) --no-print-directory run-tests
@@ -127,7 +127,7 @@ fuzz: deps-fuzz $(FUZZ_BINS)
 # Debian packages.  Installed with apt-get when missing and running as root;
 # otherwise the exact command is printed and the target fails.
 DEB_PKGS      := gcc make pkg-config libevent-dev libmsgpack-dev libsqlite3-dev check \
-                 libjansson-dev libinih-dev libsystemd-dev git tmux procps
+                 libjansson-dev libinih-dev libsystemd-dev libbsd-dev git tmux procps
 DEB_PKGS_FUZZ := clang libclang-rt-dev
 define install_pkgs
 	@missing=""; for p in $(1); do \

@@ -34,12 +34,16 @@ struct config_key {
 /* The sections a config file may have. */
 extern const char *const config_sections[];
 
-/* Sets every key to its default. */
+/*
+ * Sets every key to its default.  The CONFIG_STR fields of cfg must be NULL
+ * (a zeroed struct) or hold values set by these functions, which they free.
+ */
 int config_defaults(const struct config_key *, void *cfg, char *err, size_t errlen);
 
 /*
- * Reads `path` and applies the keys of `section`.  Other known sections are
- * skipped; an unknown section or an unknown key in `section` is an error.
+ * Reads `path` and applies the keys of `section`.  Other sections named in
+ * config_sections are skipped; any other section, or an unknown key in
+ * `section`, is an error reported as "FILE:LINE: reason".
  */
 int config_load_file(const struct config_key *, void *cfg, const char *section,
     const char *path, char *err, size_t errlen);

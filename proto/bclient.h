@@ -19,6 +19,7 @@ struct bclient;
 struct bclient_msg {
 	msgpack_unpacked up;
 	struct rpc_msg m;
+	char *raw;		/* the message bytes: msgpack-c's strings point here */
 };
 
 struct bclient *bclient_connect(const char *path, char *err, size_t errlen);

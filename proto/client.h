@@ -25,9 +25,13 @@ struct client_cbs {
 	    const msgpack_object *params, void *arg);
 };
 
-/* Starts connecting at once.  limits may be NULL. */
+/*
+ * Connects at once, so calls can be made right away; on_connect always runs
+ * from the event loop, never inside client_new.  limits may be NULL.
+ */
 struct client *client_new(struct event_base *, const char *path,
     const struct client_cbs *, void *arg, const struct peer_limits *);
+/* Pending calls are cancelled: their callbacks never run. */
 void client_free(struct client *);
 
 bool client_connected(const struct client *);

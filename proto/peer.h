@@ -25,7 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/queue.h>
+#include <bsd/sys/queue.h>
 #include <sys/types.h>
 
 #include <event2/event.h>
@@ -53,7 +53,8 @@ struct peer_req {
 	const char *method;
 	const msgpack_object *params;	/* a map, or NULL */
 	msgpack_zone *zone;
-	msgpack_unpacked msg;		/* owns the memory above */
+	msgpack_unpacked msg;		/* owns the memory above, with raw */
+	char *raw;			/* the message bytes: msgpack-c's strings point here */
 	void *udata;
 	int64_t received_us;
 	TAILQ_ENTRY(peer_req) entry;
@@ -104,6 +105,10 @@ int peer_call(struct peer *, const char *method, const void *params, size_t plen
     int64_t timeout_ms, peer_reply_fn cb, void *arg);
 /* Cancels the callbacks of pending calls whose arg is `arg` (they never run). */
 void peer_cancel_calls(struct peer *, void *arg);
+void peer_cancel_all_calls(struct peer *);
+/* Runs cb(arg, err, NULL) from the event loop, never re-entrantly. */
+void peer_schedule_error(struct event_base *, peer_reply_fn cb, void *arg,
+    const struct rpc_error *err);
 
 int peer_notify(struct peer *, const char *method, const void *params, size_t plen);
 

@@ -1,0 +1,765 @@
+#include "proto/peer.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bsd/sys/tree.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "common/aotime.h"
+#include "common/xmalloc.h"
+#include "proto/scan.h"
+
+/* An outgoing request waiting for its response. */
+struct peer_call {
+	RB_ENTRY(peer_call) node;
+	uint32_t msgid;
+	peer_reply_fn cb;
+	void *arg;
+	struct event *timer;
+	struct peer *peer;
+	int64_t timeout_ms;
+};
+RB_HEAD(call_tree, peer_call);
+
+static int
+call_cmp(const struct peer_call *a, const struct peer_call *b)
+{
+	return a->msgid < b->msgid ? -1 : a->msgid > b->msgid;
+}
+/* libbsd's RB_GENERATE_STATIC relies on BSD's __unused, which it leaves undefined. */
+#define __unused __attribute__((__unused__))
+RB_GENERATE_STATIC(call_tree, peer_call, node, call_cmp)
+#undef __unused
+
+struct peer {
+	struct event_base *base;
+	struct bufferevent *bev;
+	struct peer_limits lim;
+	struct peer_cbs cbs;
+	void *arg;
+	struct scan scan;
+
+	struct call_tree calls;
+	size_t ncalls;
+	uint32_t next_msgid;
+
+	TAILQ_HEAD(, peer_req) reqs;	/* unanswered incoming requests */
+	unsigned nreqs;
+
+	bool closed;
+	bool flushing;		/* close once the output is written */
+	bool paused;		/* EV_READ disabled for backpressure */
+	bool above_lowat;	/* output went above out_lowat since last drain */
+	char *flush_reason;
+
+	struct event *resume_ev;
+	struct event *free_ev;
+	uid_t uid;
+	pid_t pid;
+	void *udata;
+};
+
+void
+peer_limits_default(struct peer_limits *l)
+{
+	l->max_msg = SCAN_DEFAULT_MAX_MSG;
+	l->max_objects = SCAN_DEFAULT_MAX_OBJECTS;
+	l->out_cap = 64u * 1024 * 1024;
+	l->out_hiwat = 1024 * 1024;
+	l->out_lowat = 256 * 1024;
+	l->max_inflight = 1024;
+}
+
+static void peer_readcb(struct bufferevent *, void *);
+static void peer_writecb(struct bufferevent *, void *);
+static void peer_eventcb(struct bufferevent *, short, void *);
+static void peer_process(struct peer *);
+
+static void
+peer_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct peer *p = arg;
+
+	(void)fd;
+	(void)what;
+	bufferevent_free(p->bev);
+	event_free(p->resume_ev);
+	event_free(p->free_ev);
+	free(p->flush_reason);
+	free(p);
+}
+
+static void
+peer_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	peer_process(arg);
+}
+
+struct peer *
+peer_new(struct event_base *base, int fd, const struct peer_limits *lim,
+    const struct peer_cbs *cbs, void *arg)
+{
+	struct peer *p = xcalloc(1, sizeof(*p));
+
+	p->base = base;
+	if (lim != NULL)
+		p->lim = *lim;
+	else
+		peer_limits_default(&p->lim);
+	p->cbs = *cbs;
+	p->arg = arg;
+	p->uid = (uid_t)-1;
+	p->pid = -1;
+	p->next_msgid = 1;
+	RB_INIT(&p->calls);
+	TAILQ_INIT(&p->reqs);
+	scan_init(&p->scan, p->lim.max_msg, p->lim.max_objects);
+	p->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (p->bev == NULL)
+		fatalx("bufferevent_socket_new failed");
+	p->resume_ev = event_new(base, -1, 0, peer_resume_cb, p);
+	p->free_ev = event_new(base, -1, 0, peer_free_cb, p);
+	if (p->resume_ev == NULL || p->free_ev == NULL)
+		fatalx("event_new failed");
+	bufferevent_set_max_single_read(p->bev, 256 * 1024);
+	bufferevent_set_max_single_write(p->bev, 256 * 1024);
+	bufferevent_setwatermark(p->bev, EV_WRITE, p->lim.out_lowat, 0);
+	bufferevent_setcb(p->bev, peer_readcb, peer_writecb, peer_eventcb, p);
+	bufferevent_enable(p->bev, EV_READ | EV_WRITE);
+	return p;
+}
+
+bool
+peer_closed(const struct peer *p)
+{
+	return p->closed;
+}
+
+/* Runs a reply callback with an error from the event loop (never re-entrantly). */
+struct late_error {
+	peer_reply_fn cb;
+	void *arg;
+	struct rpc_error err;
+};
+
+static void
+late_error_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct late_error *le = arg;
+
+	(void)fd;
+	(void)what;
+	le->cb(le->arg, &le->err, NULL);
+	free(le);
+}
+
+void
+peer_schedule_error(struct event_base *base, peer_reply_fn cb, void *arg,
+    const struct rpc_error *err)
+{
+	struct late_error *le = xmalloc(sizeof(*le));
+
+	le->cb = cb;
+	le->arg = arg;
+	le->err = *err;
+	if (event_base_once(base, -1, EV_TIMEOUT, late_error_cb, le, NULL) == -1)
+		fatalx("event_base_once failed");
+}
+
+static void
+call_free(struct peer_call *c)
+{
+	if (c->timer != NULL)
+		event_free(c->timer);
+	free(c);
+}
+
+void
+peer_close(struct peer *p, const char *reason)
+{
+	struct peer_call *c;
+	struct peer_req *r;
+	struct rpc_error err;
+
+	if (p->closed)
+		return;
+	p->closed = true;
+	bufferevent_disable(p->bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(p->bev, NULL, NULL, NULL, NULL);
+	event_del(p->resume_ev);
+
+	while ((r = TAILQ_FIRST(&p->reqs)) != NULL) {
+		TAILQ_REMOVE(&p->reqs, r, entry);
+		r->peer = NULL;
+	}
+	p->nreqs = 0;
+
+	rpc_error_set(&err, RPC_UNAVAILABLE, "connection closed: %s", reason);
+	while ((c = RB_MIN(call_tree, &p->calls)) != NULL) {
+		RB_REMOVE(call_tree, &p->calls, c);
+		p->ncalls--;
+		if (c->cb != NULL)
+			c->cb(c->arg, &err, NULL);
+		call_free(c);
+	}
+	if (p->cbs.on_close != NULL)
+		p->cbs.on_close(p, reason, p->arg);
+	event_active(p->free_ev, EV_TIMEOUT, 1);
+}
+
+void
+peer_close_after_flush(struct peer *p, const char *reason)
+{
+	if (p->closed || p->flushing)
+		return;
+	p->flushing = true;
+	p->flush_reason = xstrdup(reason);
+	bufferevent_disable(p->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(p->bev)) == 0) {
+		peer_close(p, reason);
+		return;
+	}
+	bufferevent_setwatermark(p->bev, EV_WRITE, 0, 0);
+}
+
+/* Stops or resumes reading according to the backpressure rules. */
+static void
+peer_update_reading(struct peer *p)
+{
+	size_t out = evbuffer_get_length(bufferevent_get_output(p->bev));
+	bool pause;
+
+	if (p->closed || p->flushing)
+		return;
+	if (p->paused)
+		pause = p->nreqs >= p->lim.max_inflight || out > p->lim.out_lowat;
+	else
+		pause = p->nreqs >= p->lim.max_inflight || out > p->lim.out_hiwat;
+	if (pause && !p->paused) {
+		p->paused = true;
+		bufferevent_disable(p->bev, EV_READ);
+	} else if (!pause && p->paused) {
+		p->paused = false;
+		bufferevent_enable(p->bev, EV_READ);
+		/* Complete messages may already sit in the input buffer. */
+		event_active(p->resume_ev, EV_TIMEOUT, 1);
+	}
+}
+
+static int
+peer_account(struct peer *p, size_t len)
+{
+	size_t out;
+
+	if (p->closed)
+		return -1;
+	out = evbuffer_get_length(bufferevent_get_output(p->bev));
+	if (out + len > p->lim.out_cap) {
+		char reason[128];
+
+		snprintf(reason, sizeof(reason),
+		    "output buffer overflow (%zu bytes unread, cap %zu)",
+		    out, p->lim.out_cap);
+		peer_close(p, reason);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+peer_after_send(struct peer *p)
+{
+	if (evbuffer_get_length(bufferevent_get_output(p->bev)) > p->lim.out_lowat)
+		p->above_lowat = true;
+	peer_update_reading(p);
+}
+
+int
+peer_send(struct peer *p, const void *buf, size_t len)
+{
+	if (peer_account(p, len) == -1)
+		return -1;
+	if (bufferevent_write(p->bev, buf, len) == -1) {
+		peer_close(p, "bufferevent_write failed");
+		return -1;
+	}
+	peer_after_send(p);
+	return 0;
+}
+
+struct send_ref {
+	void (*cleanup)(const void *, size_t, void *);
+	void *arg;
+};
+
+static void
+send_ref_cleanup(const void *data, size_t len, void *arg)
+{
+	struct send_ref *sr = arg;
+
+	sr->cleanup(data, len, sr->arg);
+	free(sr);
+}
+
+int
+peer_send_ref(struct peer *p, const void *buf, size_t len,
+    void (*cleanup)(const void *, size_t, void *), void *arg)
+{
+	struct send_ref *sr;
+
+	if (peer_account(p, len) == -1) {
+		cleanup(buf, len, arg);
+		return -1;
+	}
+	sr = xmalloc(sizeof(*sr));
+	sr->cleanup = cleanup;
+	sr->arg = arg;
+	if (evbuffer_add_reference(bufferevent_get_output(p->bev), buf, len,
+	    send_ref_cleanup, sr) == -1) {
+		send_ref_cleanup(buf, len, sr);
+		peer_close(p, "evbuffer_add_reference failed");
+		return -1;
+	}
+	peer_after_send(p);
+	return 0;
+}
+
+static void
+call_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct peer_call *c = arg;
+	struct peer *p = c->peer;
+	struct rpc_error err;
+
+	(void)fd;
+	(void)what;
+	RB_REMOVE(call_tree, &p->calls, c);
+	p->ncalls--;
+	rpc_error_set(&err, RPC_UNAVAILABLE, "timed out after %lld ms",
+	    (long long)c->timeout_ms);
+	if (c->cb != NULL)
+		c->cb(c->arg, &err, NULL);
+	call_free(c);
+}
+
+/* Packs the [params] element: empty for none, else one raw packed map. */
+static void
+pack_params(struct rpc_buf *b, const void *params, size_t plen)
+{
+	if (params == NULL || plen == 0) {
+		msgpack_pack_array(&b->pk, 0);
+		return;
+	}
+	msgpack_pack_array(&b->pk, 1);
+	msgpack_sbuffer_write(&b->sb, params, plen);
+}
+
+int
+peer_call(struct peer *p, const char *method, const void *params, size_t plen,
+    int64_t timeout_ms, peer_reply_fn cb, void *arg)
+{
+	struct peer_call *c, key;
+	struct rpc_buf b;
+	struct rpc_error err;
+	int r;
+
+	if (p->closed || p->flushing) {
+		rpc_error_set(&err, RPC_UNAVAILABLE, "connection closed");
+		peer_schedule_error(p->base, cb, arg, &err);
+		return -1;
+	}
+	/* msgids wrap at 2^32; skip any still pending. */
+	do {
+		key.msgid = p->next_msgid++;
+	} while (RB_FIND(call_tree, &p->calls, &key) != NULL);
+
+	rpc_buf_init(&b);
+	rpc_pack_request_head(&b.pk, key.msgid, method);
+	pack_params(&b, params, plen);
+	r = peer_send(p, b.sb.data, b.sb.size);
+	rpc_buf_free(&b);
+	if (r == -1) {
+		rpc_error_set(&err, RPC_UNAVAILABLE, "connection closed");
+		peer_schedule_error(p->base, cb, arg, &err);
+		return -1;
+	}
+	/* The response cannot arrive before we return to the loop. */
+	c = xcalloc(1, sizeof(*c));
+	c->msgid = key.msgid;
+	c->cb = cb;
+	c->arg = arg;
+	c->peer = p;
+	c->timeout_ms = timeout_ms;
+	if (timeout_ms > 0) {
+		struct timeval tv;
+
+		c->timer = evtimer_new(p->base, call_timeout_cb, c);
+		aotime_tv(&tv, timeout_ms);
+		evtimer_add(c->timer, &tv);
+	}
+	RB_INSERT(call_tree, &p->calls, c);
+	p->ncalls++;
+	return 0;
+}
+
+void
+peer_cancel_calls(struct peer *p, void *arg)
+{
+	struct peer_call *c;
+
+	RB_FOREACH(c, call_tree, &p->calls)
+		if (c->arg == arg)
+			c->cb = NULL;
+}
+
+void
+peer_cancel_all_calls(struct peer *p)
+{
+	struct peer_call *c;
+
+	RB_FOREACH(c, call_tree, &p->calls)
+		c->cb = NULL;
+}
+
+int
+peer_notify(struct peer *p, const char *method, const void *params, size_t plen)
+{
+	struct rpc_buf b;
+	int r;
+
+	rpc_buf_init(&b);
+	rpc_pack_notify_head(&b.pk, method);
+	pack_params(&b, params, plen);
+	r = peer_send(p, b.sb.data, b.sb.size);
+	rpc_buf_free(&b);
+	return r;
+}
+
+static void
+req_destroy(struct peer_req *r)
+{
+	msgpack_unpacked_destroy(&r->msg);
+	free(r->raw);
+	free(r);
+}
+
+void
+peer_req_free(struct peer_req *r)
+{
+	struct peer *p = r->peer;
+
+	if (p != NULL) {
+		TAILQ_REMOVE(&p->reqs, r, entry);
+		p->nreqs--;
+		peer_update_reading(p);
+	}
+	req_destroy(r);
+}
+
+static void
+reply_raw(struct peer_req *r, const struct rpc_error *e, const void *result, size_t len)
+{
+	struct peer *p = r->peer;
+	struct rpc_buf b;
+	struct rpc_error big;
+
+	if (p != NULL && !p->closed) {
+		if (result != NULL && len + 64 > p->lim.max_msg) {
+			rpc_error_set(&big, RPC_TOO_LARGE,
+			    "result of %zu bytes exceeds the %zu-byte message limit",
+			    len, p->lim.max_msg);
+			e = &big;
+			result = NULL;
+		}
+		rpc_buf_init(&b);
+		rpc_pack_response_head(&b.pk, r->msgid, e);
+		if (result != NULL)
+			msgpack_sbuffer_write(&b.sb, result, len);
+		else
+			msgpack_pack_nil(&b.pk);
+		peer_send(p, b.sb.data, b.sb.size);
+		rpc_buf_free(&b);
+	}
+	/* peer_send may have closed the peer, which detaches r. */
+	peer_req_free(r);
+}
+
+void
+peer_reply(struct peer_req *r, const void *result, size_t len)
+{
+	static const char nil = (char)0xc0;
+
+	if (result == NULL || len == 0) {
+		result = &nil;
+		len = 1;
+	}
+	reply_raw(r, NULL, result, len);
+}
+
+void
+peer_reply_error(struct peer_req *r, const struct rpc_error *e)
+{
+	reply_raw(r, e, NULL, 0);
+}
+
+void
+peer_reply_errorf(struct peer_req *r, enum rpc_code code, const char *fmt, ...)
+{
+	struct rpc_error e;
+	va_list ap;
+
+	rpc_error_clear(&e);
+	e.code = code;
+	va_start(ap, fmt);
+	vsnprintf(e.message, sizeof(e.message), fmt, ap);
+	va_end(ap);
+	reply_raw(r, &e, NULL, 0);
+}
+
+/* Answers a request whose envelope is bad but whose msgid is readable. */
+static bool
+reply_bad_envelope(struct peer *p, const msgpack_object *root, const struct rpc_error *e)
+{
+	const msgpack_object *a;
+	struct rpc_buf b;
+
+	if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 2)
+		return false;
+	a = root->via.array.ptr;
+	if (a[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[0].via.u64 != 0 ||
+	    a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[1].via.u64 > UINT32_MAX)
+		return false;
+	rpc_buf_init(&b);
+	rpc_pack_response_head(&b.pk, (uint32_t)a[1].via.u64, e);
+	msgpack_pack_nil(&b.pk);
+	peer_send(p, b.sb.data, b.sb.size);
+	rpc_buf_free(&b);
+	return true;
+}
+
+static void
+dispatch_response(struct peer *p, const struct rpc_msg *m)
+{
+	struct peer_call key, *c;
+	struct rpc_error err;
+
+	key.msgid = m->msgid;
+	if ((c = RB_FIND(call_tree, &p->calls, &key)) == NULL)
+		return;		/* timed out or cancelled: drop the late reply */
+	RB_REMOVE(call_tree, &p->calls, c);
+	p->ncalls--;
+	if (c->cb != NULL) {
+		rpc_error_from_object(m->error, &err);
+		if (err.code != RPC_OK)
+			c->cb(c->arg, &err, NULL);
+		else
+			c->cb(c->arg, NULL, m->result);
+	}
+	call_free(c);
+}
+
+/*
+ * Unpacks and dispatches one complete message of len bytes at the head of
+ * the input buffer, then drains it.
+ */
+static void
+peer_dispatch(struct peer *p, size_t len)
+{
+	struct evbuffer *in = bufferevent_get_input(p->bev);
+	struct peer_req *r = xcalloc(1, sizeof(*r));
+	struct rpc_msg m;
+	struct rpc_error err;
+	size_t off = 0;
+	msgpack_unpack_return ur;
+
+	msgpack_unpacked_init(&r->msg);
+	r->raw = xmalloc(len);
+	evbuffer_remove(in, r->raw, len);
+	ur = msgpack_unpack_next(&r->msg, r->raw, len, &off);
+	if (ur != MSGPACK_UNPACK_SUCCESS || off != len) {
+		req_destroy(r);
+		peer_close(p, "undecodable message");
+		return;
+	}
+	rpc_error_clear(&err);
+	if (rpc_msg_parse(&r->msg.data, r->msg.zone, &m, &err) == -1) {
+		if (!reply_bad_envelope(p, &r->msg.data, &err)) {
+			char reason[600];
+
+			snprintf(reason, sizeof(reason), "malformed message: %s",
+			    err.message);
+			peer_close(p, reason);
+		}
+		req_destroy(r);
+		return;
+	}
+	switch (m.type) {
+	case RPC_REQUEST:
+		r->peer = p;
+		r->msgid = m.msgid;
+		r->method = m.method;
+		r->params = m.params;
+		r->zone = r->msg.zone;
+		r->received_us = aotime_mono_us();
+		TAILQ_INSERT_TAIL(&p->reqs, r, entry);
+		p->nreqs++;
+		if (p->cbs.on_request != NULL)
+			p->cbs.on_request(p, r, p->arg);
+		else
+			peer_reply_errorf(r, RPC_UNKNOWN_METHOD,
+			    "unknown method '%s'", m.method);
+		peer_update_reading(p);
+		return;
+	case RPC_RESPONSE:
+		dispatch_response(p, &m);
+		break;
+	case RPC_NOTIFY:
+		if (p->cbs.on_notify != NULL)
+			p->cbs.on_notify(p, m.method, m.params, p->arg);
+		break;
+	}
+	req_destroy(r);
+}
+
+/* Scans and dispatches every complete message in the input buffer. */
+static void
+peer_process(struct peer *p)
+{
+	struct evbuffer *in;
+
+	while (!p->closed && !p->paused && !p->flushing) {
+		struct evbuffer_iovec v[8];
+		struct evbuffer_ptr ptr;
+		enum scan_status st = SCAN_MORE;
+		int i, n;
+
+		in = bufferevent_get_input(p->bev);
+		if (evbuffer_get_length(in) <= p->scan.len)
+			return;
+		if (evbuffer_ptr_set(in, &ptr, p->scan.len, EVBUFFER_PTR_SET) == -1)
+			return;
+		n = evbuffer_peek(in, -1, &ptr, v, 8);
+		if (n > 8)
+			n = 8;
+		for (i = 0; i < n && st == SCAN_MORE; i++) {
+			size_t used;
+
+			st = scan_feed(&p->scan, v[i].iov_base, v[i].iov_len, &used);
+		}
+		if (st == SCAN_ERROR) {
+			char reason[160];
+
+			snprintf(reason, sizeof(reason), "framing error: %s",
+			    scan_error(&p->scan));
+			peer_close(p, reason);
+			return;
+		}
+		if (st == SCAN_MORE)
+			continue;	/* more iovecs than 8: peek again */
+		n = (int)scan_length(&p->scan);
+		scan_reset(&p->scan);
+		peer_dispatch(p, (size_t)n);
+	}
+}
+
+static void
+peer_readcb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	peer_process(arg);
+}
+
+static void
+peer_writecb(struct bufferevent *bev, void *arg)
+{
+	struct peer *p = arg;
+	size_t out = evbuffer_get_length(bufferevent_get_output(bev));
+
+	if (p->flushing) {
+		if (out == 0)
+			peer_close(p, p->flush_reason);
+		return;
+	}
+	if (out <= p->lim.out_lowat) {
+		peer_update_reading(p);
+		if (p->above_lowat) {
+			p->above_lowat = false;
+			if (p->cbs.on_drain != NULL)
+				p->cbs.on_drain(p, p->arg);
+		}
+	}
+}
+
+static void
+peer_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct peer *p = arg;
+	char reason[160];
+
+	(void)bev;
+	if (what & BEV_EVENT_EOF)
+		peer_close(p, "connection closed by peer");
+	else if (what & BEV_EVENT_ERROR) {
+		snprintf(reason, sizeof(reason), "connection error: %s",
+		    strerror(EVUTIL_SOCKET_ERROR()));
+		peer_close(p, reason);
+	}
+}
+
+size_t
+peer_outlen(const struct peer *p)
+{
+	if (p->closed)
+		return 0;
+	return evbuffer_get_length(bufferevent_get_output(p->bev));
+}
+
+size_t
+peer_pending_calls(const struct peer *p)
+{
+	return p->ncalls;
+}
+
+uid_t
+peer_uid(const struct peer *p)
+{
+	return p->uid;
+}
+
+pid_t
+peer_pid(const struct peer *p)
+{
+	return p->pid;
+}
+
+void
+peer_set_creds(struct peer *p, uid_t uid, pid_t pid)
+{
+	p->uid = uid;
+	p->pid = pid;
+}
+
+void
+peer_set_udata(struct peer *p, void *u)
+{
+	p->udata = u;
+}
+
+void *
+peer_udata(const struct peer *p)
+{
+	return p->udata;
+}
+
+struct event_base *
+peer_base(const struct peer *p)
+{
+	return p->base;
+}

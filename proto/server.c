@@ -1,0 +1,254 @@
+#include "proto/server.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+
+#include "common/aotime.h"
+#include "common/sock.h"
+#include "common/version.h"
+#include "common/xmalloc.h"
+
+#define SERVER_MAX_CONNS	1024
+#define SERVER_ACCEPT_RETRY_MS	100
+
+struct server_conn {
+	struct server *srv;
+	struct peer *peer;
+	TAILQ_ENTRY(server_conn) entry;
+};
+
+struct server {
+	struct event_base *base;
+	struct evconnlistener *lev;
+	struct event *retry_ev;
+	char *component;
+	const struct server_method *methods;
+	struct server_cbs cbs;
+	void *arg;
+	struct peer_limits lim;
+	TAILQ_HEAD(, server_conn) conns;
+	unsigned nconns;
+};
+
+static void
+reply_hello(struct peer_req *r, struct server *srv)
+{
+	struct rpc_buf b;
+
+	rpc_buf_init(&b);
+	msgpack_pack_map(&b.pk, 4);
+	rpc_pack_kv_str(&b.pk, "component", srv->component);
+	rpc_pack_kv_str(&b.pk, "version", AO_VERSION);
+	rpc_pack_kv_i64(&b.pk, "proto", AO_PROTO);
+	rpc_pack_kv_i64(&b.pk, "pid", getpid());
+	peer_reply(r, b.sb.data, b.sb.size);
+	rpc_buf_free(&b);
+}
+
+static void
+reply_ping(struct peer_req *r)
+{
+	struct rpc_buf b;
+
+	rpc_buf_init(&b);
+	msgpack_pack_map(&b.pk, 1);
+	rpc_pack_kv_i64(&b.pk, "now", aotime_wall_ms());
+	peer_reply(r, b.sb.data, b.sb.size);
+	rpc_buf_free(&b);
+}
+
+/* Built-ins take no parameters; anything else is an unknown parameter. */
+static int
+no_params(struct peer_req *r)
+{
+	struct rpc_params p;
+	struct rpc_error err;
+
+	rpc_error_clear(&err);
+	if (rpc_params_init(&p, r->params, r->zone, NULL, &err) == -1 ||
+	    rpc_params_end(&p) == -1) {
+		peer_reply_error(r, &err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+server_on_request(struct peer *peer, struct peer_req *r, void *arg)
+{
+	struct server_conn *sc = arg;
+	struct server *srv = sc->srv;
+	const struct server_method *m;
+
+	(void)peer;
+	if (strcmp(r->method, "hello") == 0) {
+		if (no_params(r) == 0)
+			reply_hello(r, srv);
+		return;
+	}
+	if (strcmp(r->method, "ping") == 0) {
+		if (no_params(r) == 0)
+			reply_ping(r);
+		return;
+	}
+	for (m = srv->methods; m != NULL && m->name != NULL; m++)
+		if (strcmp(m->name, r->method) == 0) {
+			m->fn(r, srv->arg);
+			return;
+		}
+	peer_reply_errorf(r, RPC_UNKNOWN_METHOD, "unknown method '%s'", r->method);
+}
+
+static void
+server_on_notify(struct peer *peer, const char *method, const msgpack_object *params,
+    void *arg)
+{
+	struct server_conn *sc = arg;
+
+	if (sc->srv->cbs.on_notify != NULL)
+		sc->srv->cbs.on_notify(peer, method, params, sc->srv->arg);
+}
+
+static void
+server_on_close(struct peer *peer, const char *reason, void *arg)
+{
+	struct server_conn *sc = arg;
+	struct server *srv = sc->srv;
+
+	log_debug("connection closed (pid %ld): %s", (long)peer_pid(peer), reason);
+	TAILQ_REMOVE(&srv->conns, sc, entry);
+	srv->nconns--;
+	if (srv->cbs.on_close != NULL)
+		srv->cbs.on_close(peer, reason, srv->arg);
+	free(sc);
+}
+
+static void
+server_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	static const struct peer_cbs cbs = {
+		.on_request = server_on_request,
+		.on_notify = server_on_notify,
+		.on_close = server_on_close,
+	};
+	struct server *srv = arg;
+	struct server_conn *sc;
+	char err[256];
+	uid_t uid;
+	pid_t pid;
+
+	(void)lev;
+	(void)sa;
+	(void)salen;
+	if (sock_peer_allowed(fd, &uid, &pid, err, sizeof(err)) == -1) {
+		log_warnx("refused connection: %s", err);
+		close(fd);
+		return;
+	}
+	if (srv->nconns >= SERVER_MAX_CONNS) {
+		log_warnx("refused connection from pid %ld: %u connections open",
+		    (long)pid, srv->nconns);
+		close(fd);
+		return;
+	}
+	if (sock_set_nonblock(fd, 1) == -1) {
+		log_warn("refused connection: O_NONBLOCK");
+		close(fd);
+		return;
+	}
+	sc = xcalloc(1, sizeof(*sc));
+	sc->srv = srv;
+	TAILQ_INSERT_TAIL(&srv->conns, sc, entry);
+	srv->nconns++;
+	sc->peer = peer_new(srv->base, fd, &srv->lim, &cbs, sc);
+	peer_set_creds(sc->peer, uid, pid);
+	log_debug("connection from pid %ld", (long)pid);
+	if (srv->cbs.on_open != NULL)
+		srv->cbs.on_open(sc->peer, srv->arg);
+}
+
+static void
+server_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(srv->lev);
+}
+
+/* Out of fds (or similar): pause accepting briefly rather than spin. */
+static void
+server_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct server *srv = arg;
+	struct timeval tv;
+
+	(void)lev;
+	log_warn("accept");
+	evconnlistener_disable(srv->lev);
+	aotime_tv(&tv, SERVER_ACCEPT_RETRY_MS);
+	evtimer_add(srv->retry_ev, &tv);
+}
+
+struct server *
+server_new(struct event_base *base, int listen_fd, const char *component,
+    const struct server_method *methods, const struct server_cbs *cbs, void *arg,
+    const struct peer_limits *lim)
+{
+	struct server *srv = xcalloc(1, sizeof(*srv));
+
+	srv->base = base;
+	srv->component = xstrdup(component);
+	srv->methods = methods;
+	if (cbs != NULL)
+		srv->cbs = *cbs;
+	srv->arg = arg;
+	if (lim != NULL)
+		srv->lim = *lim;
+	else
+		peer_limits_default(&srv->lim);
+	TAILQ_INIT(&srv->conns);
+	srv->lev = evconnlistener_new(base, server_accept, srv,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, listen_fd);
+	if (srv->lev == NULL)
+		fatalx("evconnlistener_new failed");
+	evconnlistener_set_error_cb(srv->lev, server_accept_error);
+	srv->retry_ev = evtimer_new(base, server_retry_cb, srv);
+	return srv;
+}
+
+void
+server_free(struct server *srv)
+{
+	struct server_conn *sc;
+
+	if (srv == NULL)
+		return;
+	evconnlistener_free(srv->lev);
+	event_free(srv->retry_ev);
+	while ((sc = TAILQ_FIRST(&srv->conns)) != NULL)
+		peer_close(sc->peer, "server shutting down");
+	free(srv->component);
+	free(srv);
+}
+
+unsigned
+server_nconns(const struct server *srv)
+{
+	return srv->nconns;
+}
+
+void
+server_foreach(struct server *srv, void (*fn)(struct peer *, void *), void *arg)
+{
+	struct server_conn *sc, *next;
+
+	TAILQ_FOREACH_SAFE(sc, &srv->conns, entry, next)
+		fn(sc->peer, arg);
+}

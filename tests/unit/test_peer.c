@@ -1,0 +1,664 @@
+/* proto/peer.c over a socketpair: calls, notifications, ordering, limits. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "common/aotime.h"
+#include "proto/peer.h"
+#include "tests/lib/testlib.h"
+
+/* One side of the pair and what happened to it. */
+struct side {
+	struct peer *peer;
+	int nreq, nnotify, nclose, ndrain;
+	char close_reason[256];
+	char last_notify[64];
+	int64_t last_i;
+	struct peer_req *held[64];	/* requests not yet answered */
+	int nheld;
+	bool hold;			/* keep requests instead of echoing */
+};
+
+static struct event_base *base;
+static struct event *tick;
+/* Open peers, so teardown can close what a test left open. */
+static struct peer *open_peers[64];
+static int nopen;
+static bool tearing_down;
+
+static void
+track(struct peer *p)
+{
+	ck_assert_int_lt(nopen, 64);
+	open_peers[nopen++] = p;
+}
+
+static void
+untrack(struct peer *p)
+{
+	int i;
+
+	for (i = 0; i < nopen; i++)
+		if (open_peers[i] == p) {
+			open_peers[i] = open_peers[--nopen];
+			return;
+		}
+}
+
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+static void
+setup(void)
+{
+	struct timeval tv = { 0, 5000 };
+
+	base = event_base_new();
+	tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+	event_add(tick, &tv);
+}
+
+static void
+teardown(void)
+{
+	tearing_down = true;
+	while (nopen > 0)
+		peer_close(open_peers[nopen - 1], "teardown");
+	event_free(tick);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	event_base_free(base);
+}
+
+/* Runs the loop until *flag becomes true or timeout_ms passes. */
+static bool
+run_until(const int *flag, int want, int64_t timeout_ms)
+{
+	int64_t deadline = aotime_mono_ms() + timeout_ms;
+
+	while (*flag < want && aotime_mono_ms() < deadline)
+		event_base_loop(base, EVLOOP_ONCE);
+	return *flag >= want;
+}
+
+static void
+run_for(int64_t ms)
+{
+	int64_t deadline = aotime_mono_ms() + ms;
+
+	while (aotime_mono_ms() < deadline)
+		event_base_loop(base, EVLOOP_ONCE);
+}
+
+static void
+on_request(struct peer *p, struct peer_req *r, void *arg)
+{
+	struct side *s = arg;
+	struct rpc_buf b;
+
+	(void)p;
+	s->nreq++;
+	if (s->hold) {
+		ck_assert_int_lt(s->nheld, 64);
+		s->held[s->nheld++] = r;
+		return;
+	}
+	rpc_buf_init(&b);
+	if (r->params != NULL)
+		msgpack_pack_object(&b.pk, *r->params);
+	else
+		msgpack_pack_nil(&b.pk);
+	peer_reply(r, b.sb.data, b.sb.size);
+	rpc_buf_free(&b);
+}
+
+static void
+on_notify(struct peer *p, const char *method, const msgpack_object *params, void *arg)
+{
+	struct side *s = arg;
+
+	(void)p;
+	s->nnotify++;
+	snprintf(s->last_notify, sizeof(s->last_notify), "%s", method);
+	rpc_obj_i64(rpc_map_get(params, "i"), &s->last_i);
+}
+
+static void
+on_close(struct peer *p, const char *reason, void *arg)
+{
+	struct side *s = arg;
+
+	untrack(p);
+	if (tearing_down)
+		return;		/* the test's sides are gone */
+	s->nclose++;
+	snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
+	s->peer = NULL;
+}
+
+static void
+on_drain(struct peer *p, void *arg)
+{
+	struct side *s = arg;
+
+	(void)p;
+	s->ndrain++;
+}
+
+static const struct peer_cbs cbs = { on_request, on_notify, on_close, on_drain };
+
+/* Two peers, or one peer and a raw fd in *raw when raw != NULL. */
+static void
+pair(struct side *a, struct side *b, const struct peer_limits *lb, int *raw)
+{
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	memset(b, 0, sizeof(*b));
+	b->peer = peer_new(base, sv[1], lb, &cbs, b);
+	track(b->peer);
+	if (raw != NULL) {
+		*raw = sv[0];
+		return;
+	}
+	memset(a, 0, sizeof(*a));
+	a->peer = peer_new(base, sv[0], NULL, &cbs, a);
+	track(a->peer);
+}
+
+/* A reply recorder. */
+struct reply {
+	int n;
+	enum rpc_code code;
+	char msg[600];
+	int64_t i;
+	char tag[32];
+	int order;
+};
+static int reply_seq;
+
+static void
+on_reply(void *arg, const struct rpc_error *err, const msgpack_object *result)
+{
+	struct reply *r = arg;
+
+	r->n++;
+	r->order = ++reply_seq;
+	r->code = err != NULL ? err->code : RPC_OK;
+	if (err != NULL)
+		snprintf(r->msg, sizeof(r->msg), "%s", err->message);
+	else {
+		rpc_obj_i64(rpc_map_get(result, "i"), &r->i);
+		rpc_obj_str(rpc_map_get(result, "tag"), r->tag, sizeof(r->tag));
+	}
+}
+
+static void
+pack_i(struct rpc_buf *b, int64_t i)
+{
+	rpc_buf_reset(b);
+	msgpack_pack_map(&b->pk, 1);
+	rpc_pack_kv_i64(&b->pk, "i", i);
+}
+
+START_TEST(call_and_notify)
+{
+	struct side a, b;
+	struct reply r = { 0 };
+	struct rpc_buf buf;
+
+	pair(&a, &b, NULL, NULL);
+	rpc_buf_init(&buf);
+	pack_i(&buf, 7);
+	ck_assert_int_eq(peer_call(a.peer, "echo", buf.sb.data, buf.sb.size, 1000,
+	    on_reply, &r), 0);
+	ck_assert_int_eq(r.n, 0);	/* never before the loop runs */
+	ck_assert(run_until(&r.n, 1, 2000));
+	ck_assert_int_eq(r.code, RPC_OK);
+	ck_assert_int_eq(r.i, 7);
+	ck_assert_int_eq(peer_pending_calls(a.peer), 0);
+
+	pack_i(&buf, 3);
+	ck_assert_int_eq(peer_notify(b.peer, "tick", buf.sb.data, buf.sb.size), 0);
+	ck_assert(run_until(&a.nnotify, 1, 2000));
+	ck_assert_str_eq(a.last_notify, "tick");
+	ck_assert_int_eq(a.last_i, 3);
+	rpc_buf_free(&buf);
+	peer_close(a.peer, "done");
+	ck_assert(run_until(&b.nclose, 1, 2000));
+	ck_assert_int_eq(a.nclose, 1);
+}
+END_TEST
+
+/* 2000 pipelined calls all come back, each to its own callback. */
+START_TEST(pipelined)
+{
+	enum { N = 2000 };
+	static struct reply r[N];
+	struct side a, b;
+	struct rpc_buf buf;
+	int i, done = 0;
+
+	memset(r, 0, sizeof(r));
+	pair(&a, &b, NULL, NULL);
+	rpc_buf_init(&buf);
+	for (i = 0; i < N; i++) {
+		pack_i(&buf, i);
+		peer_call(a.peer, "echo", buf.sb.data, buf.sb.size, 5000, on_reply, &r[i]);
+	}
+	rpc_buf_free(&buf);
+	while (done < N) {
+		int64_t deadline = aotime_mono_ms() + 5000;
+
+		event_base_loop(base, EVLOOP_ONCE);
+		for (done = 0, i = 0; i < N; i++)
+			done += r[i].n;
+		ck_assert(aotime_mono_ms() < deadline);
+	}
+	for (i = 0; i < N; i++) {
+		ck_assert_int_eq(r[i].n, 1);
+		ck_assert_int_eq(r[i].i, i);
+	}
+	ck_assert_int_eq(b.nreq, N);
+}
+END_TEST
+
+/* The server answers in reverse order; replies reach the right callbacks. */
+START_TEST(out_of_order)
+{
+	struct side a, b;
+	struct reply r[3] = { { 0 } };
+	struct rpc_buf buf;
+	int i;
+
+	pair(&a, &b, NULL, NULL);
+	b.hold = true;
+	rpc_buf_init(&buf);
+	for (i = 0; i < 3; i++) {
+		pack_i(&buf, i);
+		peer_call(a.peer, "x", buf.sb.data, buf.sb.size, 2000, on_reply, &r[i]);
+	}
+	ck_assert(run_until(&b.nheld, 3, 2000));
+	for (i = 2; i >= 0; i--) {
+		struct peer_req *q = b.held[i];
+
+		rpc_buf_reset(&buf);
+		msgpack_pack_object(&buf.pk, *q->params);
+		peer_reply(q, buf.sb.data, buf.sb.size);
+	}
+	rpc_buf_free(&buf);
+	ck_assert(run_until(&r[0].n, 1, 2000));
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(r[i].i, i);
+	ck_assert_int_gt(r[0].order, r[1].order);
+	ck_assert_int_gt(r[1].order, r[2].order);
+}
+END_TEST
+
+START_TEST(timeout_then_late_reply)
+{
+	struct side a, b;
+	struct reply r = { 0 };
+
+	pair(&a, &b, NULL, NULL);
+	b.hold = true;
+	peer_call(a.peer, "slow", NULL, 0, 50, on_reply, &r);
+	ck_assert(run_until(&r.n, 1, 2000));
+	ck_assert_int_eq(r.code, RPC_UNAVAILABLE);
+	ck_assert_str_eq(r.msg, "timed out after 50 ms");
+	/* The late reply is dropped: the callback does not run twice. */
+	ck_assert_int_eq(b.nheld, 1);
+	peer_reply(b.held[0], NULL, 0);
+	run_for(50);
+	ck_assert_int_eq(r.n, 1);
+	ck_assert_int_eq(a.nclose, 0);
+}
+END_TEST
+
+START_TEST(close_fails_pending)
+{
+	struct side a, b;
+	struct reply r = { 0 };
+
+	pair(&a, &b, NULL, NULL);
+	b.hold = true;
+	peer_call(a.peer, "x", NULL, 0, 0, on_reply, &r);
+	ck_assert(run_until(&b.nheld, 1, 2000));
+	peer_close(b.peer, "bye");
+	/* Replying to a request of a closed peer is harmless. */
+	peer_reply(b.held[0], NULL, 0);
+	ck_assert(run_until(&r.n, 1, 2000));
+	ck_assert_int_eq(r.code, RPC_UNAVAILABLE);
+	ck_assert_int_eq(a.nclose, 1);
+	ck_assert_int_eq(b.nclose, 1);
+	ck_assert_str_eq(b.close_reason, "bye");
+	/* A call on a closed peer fails from the loop, not re-entrantly. */
+	memset(&b, 0, sizeof(b));
+	pair(&a, &b, NULL, NULL);
+	peer_close(a.peer, "gone");
+	ck_assert_int_eq(a.nclose, 1);
+}
+END_TEST
+
+START_TEST(call_on_closed_peer)
+{
+	struct side a, b;
+	struct reply r = { 0 };
+	struct peer *p;
+
+	pair(&a, &b, NULL, NULL);
+	p = a.peer;
+	b.hold = true;
+	peer_close_after_flush(p, "flushing");
+	ck_assert_int_eq(peer_call(p, "x", NULL, 0, 0, on_reply, &r), -1);
+	ck_assert_int_eq(r.n, 0);
+	ck_assert(run_until(&r.n, 1, 2000));
+	ck_assert_int_eq(r.code, RPC_UNAVAILABLE);
+	ck_assert(run_until(&a.nclose, 1, 2000));
+}
+END_TEST
+
+START_TEST(cancel)
+{
+	struct side a, b;
+	struct reply r = { 0 }, keep = { 0 };
+
+	pair(&a, &b, NULL, NULL);
+	peer_call(a.peer, "echo", NULL, 0, 1000, on_reply, &r);
+	peer_call(a.peer, "echo", NULL, 0, 1000, on_reply, &keep);
+	peer_cancel_calls(a.peer, &r);
+	ck_assert(run_until(&keep.n, 1, 2000));
+	run_for(20);
+	ck_assert_int_eq(r.n, 0);
+	ck_assert_int_eq(peer_pending_calls(a.peer), 0);
+}
+END_TEST
+
+/* Reads one whole message from a raw fd into up (blocking up to 2 s). */
+static int
+raw_read(int fd, msgpack_unpacked *up)
+{
+	static char buf[65536];
+	static size_t len;
+	int64_t deadline = aotime_mono_ms() + 2000;
+
+	for (;;) {
+		size_t off = 0;
+
+		if (len > 0 && msgpack_unpack_next(up, buf, len, &off) ==
+		    MSGPACK_UNPACK_SUCCESS) {
+			memmove(buf, buf + off, len - off);
+			len -= off;
+			return 0;
+		}
+		ssize_t r = read(fd, buf + len, sizeof(buf) - len);
+
+		if (r > 0)
+			len += (size_t)r;
+		else if (r == 0)
+			return -1;
+		else if (aotime_mono_ms() > deadline)
+			return -1;
+		else
+			event_base_loop(base, EVLOOP_ONCE);
+	}
+}
+
+/* A bad envelope with a readable msgid gets bad_request; the peer lives on. */
+START_TEST(bad_envelope_answered)
+{
+	static const unsigned char req[] = {
+		0x94, 0x00, 0x07, 0x05, 0x90,	/* [0, 7, 5, []] */
+	};
+	static const unsigned char ping[] = {
+		0x94, 0x00, 0x08, 0xa4, 'e', 'c', 'h', 'o', 0x90,
+	};
+	struct side b;
+	msgpack_unpacked up;
+	const msgpack_object *a;
+	int raw;
+
+	pair(NULL, &b, NULL, &raw);
+	ck_assert_int_eq(write(raw, req, sizeof(req)), sizeof(req));
+	msgpack_unpacked_init(&up);
+	ck_assert_int_eq(raw_read(raw, &up), 0);
+	a = up.data.via.array.ptr;
+	ck_assert_int_eq(a[0].via.u64, 1);
+	ck_assert_int_eq(a[1].via.u64, 7);
+	ck_assert_int_eq(a[2].type, MSGPACK_OBJECT_MAP);
+	ck_assert_int_eq(b.nclose, 0);
+	ck_assert_int_eq(write(raw, ping, sizeof(ping)), sizeof(ping));
+	ck_assert_int_eq(raw_read(raw, &up), 0);
+	a = up.data.via.array.ptr;
+	ck_assert_int_eq(a[1].via.u64, 8);
+	ck_assert_int_eq(a[2].type, MSGPACK_OBJECT_NIL);
+	msgpack_unpacked_destroy(&up);
+	close(raw);
+}
+END_TEST
+
+static void
+expect_framing_close(const void *bytes, size_t n, const char *reason)
+{
+	struct side b;
+	int raw;
+
+	pair(NULL, &b, NULL, &raw);
+	ck_assert_int_eq(write(raw, bytes, n), (ssize_t)n);
+	/* Closed at once: no wait for the declared bytes. */
+	ck_assert(run_until(&b.nclose, 1, 2000));
+	ck_assert_msg(strstr(b.close_reason, reason) != NULL, "reason: %s",
+	    b.close_reason);
+	ck_assert_int_eq(b.nreq, 0);
+	close(raw);
+}
+
+START_TEST(hostile_huge_count)
+{
+	static const unsigned char a[] = { 0xdd, 0xff, 0xff, 0xff, 0xff };
+	static const unsigned char b[] = { 0xdd, 0x01, 0x00, 0x00, 0x00 };
+	static const unsigned char c[] = { 0xdb, 0x40, 0x00, 0x00, 0x00 };
+	static const unsigned char d[] = { 0xdf, 0x00, 0x80, 0x00, 0x00 };
+	static const unsigned char e[] = { 0xc1 };
+
+	expect_framing_close(a, sizeof(a), "framing error");
+	expect_framing_close(b, sizeof(b), "framing error");
+	expect_framing_close(c, sizeof(c), "framing error");
+	expect_framing_close(d, sizeof(d), "framing error");
+	expect_framing_close(e, sizeof(e), "framing error");
+}
+END_TEST
+
+START_TEST(hostile_not_rpc)
+{
+	static const unsigned char a[] = { 0x80 };		/* {} */
+	static const unsigned char b[] = { 0x93, 0x05, 0x01, 0x02 };	/* [5,1,2] */
+
+	expect_framing_close(a, sizeof(a), "malformed message");
+	expect_framing_close(b, sizeof(b), "malformed message");
+}
+END_TEST
+
+START_TEST(message_over_limit)
+{
+	struct peer_limits lim;
+	struct side b;
+	unsigned char hdr[5] = { 0xdb, 0, 0, 0x10, 0 };	/* str32 of 4096 */
+	int sv[2];
+
+	peer_limits_default(&lim);
+	lim.max_msg = 1024;
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	memset(&b, 0, sizeof(b));
+	b.peer = peer_new(base, sv[1], &lim, &cbs, &b);
+	track(b.peer);
+	ck_assert_int_eq(write(sv[0], hdr, sizeof(hdr)), 5);
+	ck_assert(run_until(&b.nclose, 1, 2000));
+	ck_assert_ptr_nonnull(strstr(b.close_reason, "framing error"));
+	close(sv[0]);
+}
+END_TEST
+
+/* A peer that never reads: sends past out_cap close the connection. */
+START_TEST(output_cap)
+{
+	struct peer_limits lim;
+	struct side b;
+	struct rpc_buf buf;
+	char blob[8192];
+	int raw, i, sent = 0;
+
+	peer_limits_default(&lim);
+	lim.out_cap = 256 * 1024;
+	pair(NULL, &b, &lim, &raw);
+	memset(blob, 'x', sizeof(blob));
+	rpc_buf_init(&buf);
+	msgpack_pack_map(&buf.pk, 1);
+	rpc_pack_str(&buf.pk, "data");
+	rpc_pack_strn(&buf.pk, blob, sizeof(blob));
+	for (i = 0; i < 1000; i++) {
+		if (peer_notify(b.peer, "blob", buf.sb.data, buf.sb.size) == -1)
+			break;
+		sent++;
+		if (i % 8 == 0)
+			event_base_loop(base, EVLOOP_NONBLOCK);
+	}
+	rpc_buf_free(&buf);
+	ck_assert_int_lt(i, 1000);
+	ck_assert_int_eq(b.nclose, 1);
+	ck_assert_ptr_nonnull(strstr(b.close_reason, "output buffer overflow"));
+	/* Kernel buffers took some; the rest stayed within the cap. */
+	ck_assert_int_gt(sent, 0);
+	close(raw);
+}
+END_TEST
+
+/*
+ * Backpressure: with max_inflight 4 and no replies, the peer stops reading
+ * after 4 requests; answering one lets exactly one more in.
+ */
+START_TEST(inflight_limit)
+{
+	struct peer_limits lim;
+	struct side a, b;
+	struct reply r[10];
+	int i;
+
+	memset(r, 0, sizeof(r));
+	peer_limits_default(&lim);
+	lim.max_inflight = 4;
+	pair(&a, &b, &lim, NULL);
+	b.hold = true;
+	for (i = 0; i < 10; i++)
+		peer_call(a.peer, "x", NULL, 0, 0, on_reply, &r[i]);
+	ck_assert(run_until(&b.nreq, 4, 2000));
+	run_for(50);
+	ck_assert_int_eq(b.nreq, 4);
+	peer_reply(b.held[0], NULL, 0);
+	ck_assert(run_until(&b.nreq, 5, 2000));
+	run_for(50);
+	ck_assert_int_eq(b.nreq, 5);
+	ck_assert(run_until(&r[0].n, 1, 2000));
+	for (i = 1; i < b.nheld; i++)
+		peer_reply(b.held[i], NULL, 0);
+	b.hold = false;
+	ck_assert(run_until(&r[9].n, 1, 2000));
+	ck_assert_int_eq(b.nreq, 10);
+}
+END_TEST
+
+/* on_drain fires once the output falls back after having been high. */
+START_TEST(drain_callback)
+{
+	struct peer_limits lim;
+	struct side a, b;
+	struct rpc_buf buf;
+	char blob[4096];
+	int i;
+
+	peer_limits_default(&lim);
+	lim.out_lowat = 8192;
+	pair(&a, &b, &lim, NULL);
+	memset(blob, 'y', sizeof(blob));
+	rpc_buf_init(&buf);
+	msgpack_pack_map(&buf.pk, 1);
+	rpc_pack_str(&buf.pk, "data");
+	rpc_pack_strn(&buf.pk, blob, sizeof(blob));
+	for (i = 0; i < 200; i++)
+		ck_assert_int_eq(peer_notify(b.peer, "blob", buf.sb.data, buf.sb.size), 0);
+	rpc_buf_free(&buf);
+	ck_assert_int_gt(peer_outlen(b.peer), 8192);
+	ck_assert(run_until(&a.nnotify, 200, 5000));
+	ck_assert(run_until(&b.ndrain, 1, 2000));
+	ck_assert_int_eq(peer_outlen(b.peer), 0);
+}
+END_TEST
+
+/* A result larger than the message limit becomes a too_large error. */
+START_TEST(result_too_large)
+{
+	struct peer_limits lim;
+	struct side a, b;
+	struct reply r = { 0 };
+	struct rpc_buf buf;
+	char blob[2048];
+
+	peer_limits_default(&lim);
+	lim.max_msg = 1024;
+	pair(&a, &b, &lim, NULL);
+	b.hold = true;
+	peer_call(a.peer, "big", NULL, 0, 2000, on_reply, &r);
+	ck_assert(run_until(&b.nheld, 1, 2000));
+	memset(blob, 'z', sizeof(blob));
+	rpc_buf_init(&buf);
+	rpc_pack_strn(&buf.pk, blob, sizeof(blob));
+	peer_reply(b.held[0], buf.sb.data, buf.sb.size);
+	rpc_buf_free(&buf);
+	ck_assert(run_until(&r.n, 1, 2000));
+	ck_assert_int_eq(r.code, RPC_TOO_LARGE);
+}
+END_TEST
+
+Suite *
+peer_suite(void)
+{
+	Suite *s = suite_create("peer");
+	TCase *tc = tcase_create("calls");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, call_and_notify);
+	tcase_add_test(tc, pipelined);
+	tcase_add_test(tc, out_of_order);
+	tcase_add_test(tc, timeout_then_late_reply);
+	tcase_add_test(tc, close_fails_pending);
+	tcase_add_test(tc, call_on_closed_peer);
+	tcase_add_test(tc, cancel);
+	tcase_add_test(tc, result_too_large);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("limits");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, output_cap);
+	tcase_add_test(tc, inflight_limit);
+	tcase_add_test(tc, drain_callback);
+	tcase_add_test(tc, message_over_limit);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("bad input");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, bad_envelope_answered);
+	tcase_add_test(tc, hostile_huge_count);
+	tcase_add_test(tc, hostile_not_rpc);
+	suite_add_tcase(s, tc);
+	return s;
+}
+TEST_SUITE(peer_suite)
