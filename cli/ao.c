@@ -1,0 +1,243 @@
+/*
+ * ao — the command-line client.  Talks to the daemons' sockets; owns nothing.
+ *
+ *   ao [--runtime-dir DIR] [--data-dir DIR] [--json] [--timeout MS] COMMAND ...
+ *
+ * Exit codes: 0 success, 1 the daemon answered with an error or could not be
+ * reached, 2 usage error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/log.h"
+#include "common/paths.h"
+#include "common/version.h"
+#include "proto/bclient.h"
+#include "proto/jsonmp.h"
+
+#define EXIT_USAGE 2
+
+struct cli {
+	struct paths paths;
+	int json;
+	int64_t timeout_ms;
+};
+
+static const char *const components[] = {
+	"storaged", "cdcd", "lcmd", "supervisor", NULL,
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: ao [options] COMMAND [ARGS]\n"
+	    "\n"
+	    "commands:\n"
+	    "  hello [COMPONENT]              identify a daemon (default lcmd)\n"
+	    "  ping [COMPONENT]               check that a daemon answers\n"
+	    "  call COMPONENT METHOD [JSON]   call any method; JSON is the params\n"
+	    "                                 object (\"-\" reads it from stdin)\n"
+	    "\n"
+	    "COMPONENT is one of storaged, cdcd, lcmd, supervisor.\n"
+	    "\n"
+	    "options:\n"
+	    "  --runtime-dir DIR   where the sockets are (env AO_RUNTIME_DIR)\n"
+	    "  --data-dir DIR      the data dir (env AO_DATA_DIR); sockets in DIR/run\n"
+	    "  --json              print results as one line of JSON\n"
+	    "  --timeout MS        how long to wait for an answer (default 10000)\n"
+	    "  --help, --version\n");
+}
+
+static int
+component_ok(const char *c)
+{
+	int i;
+
+	for (i = 0; components[i] != NULL; i++)
+		if (strcmp(components[i], c) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+print_json(const struct cli *cli, json_t *j)
+{
+	char *s = json_dumps(j, JSON_ENCODE_ANY |
+	    (cli->json ? JSON_COMPACT : JSON_INDENT(2)));
+
+	if (s != NULL) {
+		printf("%s\n", s);
+		free(s);
+	}
+}
+
+/* Calls method on component's socket and prints the result.  Returns the exit code. */
+static int
+call(const struct cli *cli, const char *component, const char *method,
+    const void *params, size_t plen)
+{
+	char sock[PATH_MAX], err[512], name[64];
+	struct bclient *bc;
+	struct bclient_msg res;
+	struct rpc_error rerr;
+	json_t *j;
+
+	snprintf(name, sizeof(name), "%s.sock", component);
+	if (paths_socket(&cli->paths, name, sock, sizeof(sock), err, sizeof(err)) == -1) {
+		fprintf(stderr, "ao: %s\n", err);
+		return 1;
+	}
+	if ((bc = bclient_connect(sock, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "ao: cannot reach ao-%s: %s\n"
+		    "ao: is the daemon set running? (make run, or systemctl start ao)\n",
+		    component, err);
+		return 1;
+	}
+	if (bclient_call(bc, method, params, plen, cli->timeout_ms, &res, &rerr) == -1) {
+		fprintf(stderr, "ao: %s: %s: %s%s%s%s\n", method,
+		    rpc_code_name(rerr.code), rerr.message,
+		    rerr.extra_key[0] != '\0' ? " (" : "", rerr.extra_key,
+		    rerr.extra_key[0] != '\0' ? ")" : "");
+		bclient_free(bc);
+		return 1;
+	}
+	j = jsonmp_from_object(res.m.result);
+	print_json(cli, j);
+	json_decref(j);
+	bclient_msg_free(&res);
+	bclient_free(bc);
+	return 0;
+}
+
+static int
+cmd_call(const struct cli *cli, int argc, char **argv)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	json_error_t jerr;
+	json_t *params = NULL;
+	int rc;
+
+	if (argc < 2 || argc > 3) {
+		fprintf(stderr, "usage: ao call COMPONENT METHOD [JSON]\n");
+		return EXIT_USAGE;
+	}
+	if (!component_ok(argv[0])) {
+		fprintf(stderr, "ao: unknown component '%s' (storaged, cdcd, lcmd, "
+		    "supervisor)\n", argv[0]);
+		return EXIT_USAGE;
+	}
+	if (argc == 3) {
+		if (strcmp(argv[2], "-") == 0)
+			params = json_loadf(stdin, 0, &jerr);
+		else
+			params = json_loads(argv[2], 0, &jerr);
+		if (params == NULL) {
+			fprintf(stderr, "ao: params: invalid JSON at line %d column %d: %s\n",
+			    jerr.line, jerr.column, jerr.text);
+			return EXIT_USAGE;
+		}
+		if (!json_is_object(params)) {
+			fprintf(stderr, "ao: params must be a JSON object\n");
+			json_decref(params);
+			return EXIT_USAGE;
+		}
+	}
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (params != NULL && jsonmp_pack(&pk, params) == -1) {
+		fprintf(stderr, "ao: params nest too deeply\n");
+		rc = EXIT_USAGE;
+	} else
+		rc = call(cli, argv[0], argv[1], sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	json_decref(params);
+	return rc;
+}
+
+static int
+cmd_simple(const struct cli *cli, const char *method, int argc, char **argv)
+{
+	const char *component = argc > 0 ? argv[0] : "lcmd";
+
+	if (argc > 1 || !component_ok(component)) {
+		fprintf(stderr, "usage: ao %s [storaged|cdcd|lcmd|supervisor]\n", method);
+		return EXIT_USAGE;
+	}
+	return call(cli, component, method, NULL, 0);
+}
+
+/* Takes "--flag VALUE" or "--flag=VALUE"; returns the value or NULL. */
+static const char *
+flag_value(int *i, int argc, char **argv, const char *flag)
+{
+	size_t n = strlen(flag);
+
+	if (strncmp(argv[*i], flag, n) != 0)
+		return NULL;
+	if (argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (argv[*i][n] != '\0')
+		return NULL;
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "ao: %s needs a value\n", flag);
+		exit(EXIT_USAGE);
+	}
+	return argv[++*i];
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli cli = { .timeout_ms = 10000 };
+	const char *data = NULL, *runtime = NULL, *v;
+	char err[512], *end;
+	int i;
+
+	log_init("ao", 0);
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("ao %s (protocol %d)\n", AO_VERSION, AO_PROTO);
+			return 0;
+		} else if (strcmp(argv[i], "--json") == 0)
+			cli.json = 1;
+		else if ((v = flag_value(&i, argc, argv, "--data-dir")) != NULL)
+			data = v;
+		else if ((v = flag_value(&i, argc, argv, "--runtime-dir")) != NULL)
+			runtime = v;
+		else if ((v = flag_value(&i, argc, argv, "--timeout")) != NULL) {
+			errno = 0;
+			cli.timeout_ms = strtoll(v, &end, 10);
+			if (errno != 0 || *end != '\0' || cli.timeout_ms <= 0) {
+				fprintf(stderr, "ao: --timeout: not a positive number "
+				    "of milliseconds: %s\n", v);
+				return EXIT_USAGE;
+			}
+		} else {
+			fprintf(stderr, "ao: unknown option %s (try --help)\n", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (paths_resolve(&cli.paths, data, runtime, err, sizeof(err)) == -1) {
+		fprintf(stderr, "ao: %s\n", err);
+		return 1;
+	}
+	if (strcmp(argv[i], "call") == 0)
+		return cmd_call(&cli, argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "hello") == 0 || strcmp(argv[i], "ping") == 0)
+		return cmd_simple(&cli, argv[i], argc - i - 1, argv + i + 1);
+	fprintf(stderr, "ao: unknown command '%s' (try --help)\n", argv[i]);
+	return EXIT_USAGE;
+}
