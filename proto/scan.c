@@ -9,11 +9,11 @@
  * bulk (skip), a non-empty container opens a level.  When an object
  * completes, exhausted levels close; the message is done when level 0 is.
  *
- *   type byte --> header, whole --+--> scalar --------------------+
- *        ^        (a split one     +--> str/bin/ext: skip payload -+--> object complete
- *        |         waits in hdr)   +--> container: open a level    |
- *        |                                                         |
- *        +---- close exhausted levels; level 0 exhausted: DONE <---+
+ *   type byte --> whole header ---+--> scalar --------------------+
+ *        ^        (a split one    +--> str/bin/ext: skip payload -+--> complete
+ *        |         waits in hdr)  +--> container: open a level    |
+ *        |                                                        |
+ *        +---- close exhausted levels; level 0 exhausted: DONE <--+
  *
  * Invariant: len <= max_msg; bytes past the limit are never looked at.
  */

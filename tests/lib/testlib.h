@@ -18,7 +18,7 @@
 	{ testlib_register(fn); }
 
 void testlib_register(Suite *(*fn)(void));
-/* Runs every registered suite (or those named in $AO_TEST_SUITE); returns the exit code. */
+/* Runs every registered suite (CK_RUN_SUITE selects one); returns the exit code. */
 int testlib_run(const char *name);
 
 /* A fresh directory under /tmp (short, so socket paths fit); caller frees. */
