@@ -42,6 +42,8 @@ LIB      := $(O)/libaocommon.a
 
 TESTLIB_SRCS := $(wildcard tests/lib/*.c)
 UNIT_SRCS  := $(wildcard tests/unit/*.c) $(TESTLIB_SRCS)
+# Unit tests link each daemon's modules, all but the file holding main.
+DAEMON_MODS := $(foreach d,$(DAEMONS),$(filter-out $(O)/$(d)/$(d).o,$(patsubst %.c,$(O)/%.o,$(wildcard $(d)/*.c))))
 INTEG_SRCS := $(wildcard tests/integ/*.c) $(TESTLIB_SRCS)
 HELPERS    := $(patsubst tests/helpers/%.c,$(O)/tests/%,$(wildcard tests/helpers/*.c))
 TEST_BINS  := $(O)/tests/unit-tests $(O)/tests/integ-tests $(HELPERS)
@@ -69,7 +71,7 @@ $(BINDIR)/ao: $(patsubst %.c,$(O)/%.o,$(wildcard cli/*.c)) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(O)/tests/%.o: CFLAGS += $(CHECK_CFLAGS)
-$(O)/tests/unit-tests: $(UNIT_SRCS:%.c=$(O)/%.o) $(LIB)
+$(O)/tests/unit-tests: $(UNIT_SRCS:%.c=$(O)/%.o) $(DAEMON_MODS) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 $(O)/tests/integ-tests: $(INTEG_SRCS:%.c=$(O)/%.o) $(LIB)

@@ -1,13 +1,89 @@
-/* ao-storaged: the sole writer of ao.db (DESIGN.md §4). */
+/* ao-storaged: the sole writer of ao.db (DESIGN.md §4).  Private header. */
 #ifndef AO_STORAGED_H
 #define AO_STORAGED_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "proto/rpc.h"
 
 struct storaged_config {
 	int64_t retention_ms;		/* change_log age limit */
 	int64_t retention_rows;		/* change_log row limit */
 	int64_t max_message_bytes;	/* largest msgpack-rpc message */
+	int64_t janitor_interval_ms;	/* how often retention runs */
 };
+
+/* schema.c: the embedded migrations. */
+int schema_version(void);
+/*
+ * Applies every pending migration in one transaction.  Returns 0, or -1 with
+ * err; *too_new is set when the database is newer than this binary.
+ */
+int schema_migrate(sqlite3 *, int *too_new, char *err, size_t errlen);
+
+/* store.c: the database handle, cached statements, transactions, errors. */
+#define STORE_MAX_STMTS 96
+
+struct store {
+	sqlite3 *db;
+	struct {
+		const char *sql;	/* identity: the literal's address */
+		sqlite3_stmt *st;
+	} stmts[STORE_MAX_STMTS];
+	int nstmts;
+	int64_t fixed_now;	/* tests: a fixed clock when > 0 */
+};
+
+/*
+ * Opens (creating) the database at path with WAL, synchronous=NORMAL,
+ * foreign_keys=ON, busy_timeout=5000, and migrates it.  Returns 0, or -1
+ * with err; *perm says the failure is permanent (schema too new).
+ */
+int store_open(struct store *, const char *path, int *perm, char *err, size_t errlen);
+void store_close(struct store *);
+int64_t store_now(const struct store *);
+/* A reset prepared statement for a static SQL literal (prepared once). */
+sqlite3_stmt *store_stmt(struct store *, const char *sql);
+/* Maps the last SQLite failure (rc) to an rpc error; returns -1. */
+int store_sqlerr(struct store *, int rc, struct rpc_error *);
+/* Runs one statement-free SQL command such as "BEGIN IMMEDIATE". */
+int store_exec(struct store *, const char *sql, struct rpc_error *);
+/* The last assigned change_log seq (0 when none ever was). */
+int64_t store_head(struct store *);
+/* The oldest retained change_log seq, or head + 1 when the log is empty. */
+int64_t store_oldest(struct store *);
+
+/* api.c: the storaged.sock methods over a store. */
+struct api_method {
+	const char *name;
+	bool write;	/* runs inside the group-commit transaction */
+	/* Parses p (ending with rpc_params_end), acts, packs one result object. */
+	int (*fn)(struct store *, struct rpc_params *p, msgpack_packer *out,
+	    struct rpc_error *err);
+};
+
+const struct api_method *api_find(const char *name);
+/* The i-th method of the table, or NULL past the end. */
+const struct api_method *api_method_at(int i);
+/*
+ * Runs one method.  A write runs inside a SAVEPOINT of the caller's open
+ * transaction and is rolled back alone on failure.  On success the result
+ * is in out; on failure out is empty and err is set.
+ */
+int api_call(struct store *, const struct api_method *, const msgpack_object *params,
+    msgpack_zone *zone, struct rpc_buf *out, struct rpc_error *err);
+
+/* janitor.c: change_log retention. */
+#define JANITOR_CHUNK 1000
+/*
+ * Deletes at most JANITOR_CHUNK change_log rows that are past the age or row
+ * limit and not beyond the lowest offset of a consumer active within the age
+ * limit, in its own transaction.  Returns the number deleted, or -1.
+ */
+int janitor_chunk(struct store *, const struct storaged_config *, struct rpc_error *);
 
 #endif

@@ -1,0 +1,292 @@
+/*
+ * The schema of ao.db (DESIGN.md §4), as embedded migrations.  Migration N
+ * takes user_version N-1 to N; all pending ones run in one transaction.
+ * A migration, once released, is never edited: changes are new migrations.
+ *
+ * Change capture lives here too: AFTER INSERT/UPDATE triggers write
+ * change_log in the transaction of the change.  Update triggers fire only
+ * when a watched column changes, so re-writing identical data emits nothing.
+ * Event times are the row's own timestamps, set by storaged.
+ */
+#include <stdio.h>
+
+#include <sqlite3.h>
+
+#include "storaged/storaged.h"
+
+static const char *const migrations[] = {
+	/* 1: the initial schema. */
+	"CREATE TABLE projects ("
+	"  id TEXT PRIMARY KEY NOT NULL,"
+	"  path TEXT NOT NULL,"
+	"  origin_url TEXT,"
+	"  display_name TEXT,"
+	"  registered_at INTEGER NOT NULL,"
+	"  archived_at INTEGER"
+	");"
+	"CREATE TABLE sessions ("
+	"  id TEXT PRIMARY KEY NOT NULL,"
+	"  project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+	"  num INTEGER NOT NULL CHECK (num >= 1),"
+	"  issue_id TEXT,"
+	"  kind TEXT NOT NULL DEFAULT 'worker'"
+	"    CONSTRAINT kind CHECK (kind IN ('worker','orchestrator')),"
+	"  harness TEXT,"
+	"  runtime TEXT NOT NULL DEFAULT 'tmux'"
+	"    CONSTRAINT runtime CHECK (runtime IN ('tmux','process')),"
+	"  state TEXT NOT NULL DEFAULT 'not_started'"
+	"    CONSTRAINT state CHECK (state IN ('not_started','working','idle',"
+	"      'needs_input','stuck','detecting','done','terminated')),"
+	"  termination_reason TEXT"
+	"    CONSTRAINT termination_reason CHECK (termination_reason IN"
+	"      ('manually_killed','runtime_lost','agent_process_exited',"
+	"       'probe_failure','error_in_process','auto_cleanup','pr_merged')),"
+	"  is_alive INTEGER NOT NULL DEFAULT 0 CHECK (is_alive IN (0, 1)),"
+	"  activity_state TEXT"
+	"    CONSTRAINT activity_state CHECK (activity_state IN ('active','ready',"
+	"      'idle','waiting_input','blocked','exited')),"
+	"  activity_at INTEGER,"
+	"  activity_source TEXT,"
+	"  detecting_attempts INTEGER NOT NULL DEFAULT 0,"
+	"  detecting_started_at INTEGER,"
+	"  detecting_evidence_hash TEXT,"
+	"  branch TEXT,"
+	"  workspace_path TEXT,"
+	"  runtime_handle TEXT,"
+	"  agent_session_id TEXT,"
+	"  prompt TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  UNIQUE (project_id, num),"
+	"  CONSTRAINT termination_reason_iff_terminated"
+	"    CHECK ((state = 'terminated') = (termination_reason IS NOT NULL))"
+	");"
+	"CREATE TABLE pr ("
+	"  url TEXT PRIMARY KEY NOT NULL,"
+	"  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+	"  number INTEGER NOT NULL,"
+	"  state TEXT NOT NULL DEFAULT 'open'"
+	"    CONSTRAINT state CHECK (state IN ('draft','open','merged','closed')),"
+	"  review_decision TEXT NOT NULL DEFAULT 'none'"
+	"    CONSTRAINT review_decision CHECK (review_decision IN ('none',"
+	"      'approved','changes_requested','review_required')),"
+	"  ci_state TEXT NOT NULL DEFAULT 'unknown'"
+	"    CONSTRAINT ci_state CHECK (ci_state IN ('unknown','pending',"
+	"      'passing','failing')),"
+	"  mergeability TEXT NOT NULL DEFAULT 'unknown'"
+	"    CONSTRAINT mergeability CHECK (mergeability IN ('unknown',"
+	"      'mergeable','conflicting','blocked','unstable')),"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL"
+	");"
+	"CREATE INDEX pr_session ON pr(session_id);"
+	"CREATE TABLE pr_checks ("
+	"  pr_url TEXT NOT NULL REFERENCES pr(url) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  commit_hash TEXT NOT NULL,"
+	"  status TEXT NOT NULL"
+	"    CONSTRAINT status CHECK (status IN ('unknown','queued','in_progress',"
+	"      'passed','failed','skipped','cancelled')),"
+	"  url TEXT,"
+	"  log_tail TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (pr_url, name, commit_hash)"
+	");"
+	/* The CI-brake query: newest runs of one check first. */
+	"CREATE INDEX pr_checks_newest ON pr_checks(pr_url, name, created_at);"
+	"CREATE TABLE pr_comment ("
+	"  pr_url TEXT NOT NULL REFERENCES pr(url) ON DELETE CASCADE,"
+	"  comment_id TEXT NOT NULL,"
+	"  author TEXT,"
+	"  file TEXT,"
+	"  line INTEGER,"
+	"  body TEXT NOT NULL,"
+	"  resolved INTEGER NOT NULL DEFAULT 0 CHECK (resolved IN (0, 1)),"
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (pr_url, comment_id)"
+	");"
+	"CREATE TABLE reaction_trackers ("
+	"  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+	"  reaction TEXT NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),"
+	"  first_at INTEGER,"
+	"  last_at INTEGER,"
+	"  signature TEXT,"
+	"  escalated INTEGER NOT NULL DEFAULT 0 CHECK (escalated IN (0, 1)),"
+	"  PRIMARY KEY (session_id, reaction)"
+	");"
+	"CREATE TABLE notifications ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  project_id TEXT REFERENCES projects(id) ON DELETE CASCADE,"
+	"  session_id TEXT REFERENCES sessions(id) ON DELETE CASCADE,"
+	"  priority TEXT NOT NULL"
+	"    CONSTRAINT priority CHECK (priority IN ('urgent','action','info')),"
+	"  reaction TEXT,"
+	"  message TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL"
+	");"
+	"CREATE INDEX notifications_session ON notifications(session_id);"
+	"CREATE TABLE consumer_offsets ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  seq INTEGER NOT NULL CHECK (seq >= 0),"
+	"  updated_at INTEGER NOT NULL"
+	");"
+	"CREATE TABLE change_log ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  project_id TEXT,"
+	"  session_id TEXT,"
+	"  type TEXT NOT NULL"
+	"    CONSTRAINT type CHECK (type IN ('session_created','session_updated',"
+	"      'pr_created','pr_updated','pr_check_recorded',"
+	"      'notification_created','project_added','project_archived')),"
+	"  payload TEXT NOT NULL CHECK (json_valid(payload)),"
+	"  at INTEGER NOT NULL"
+	");"
+	"CREATE INDEX change_log_project ON change_log(project_id, seq);"
+	"CREATE INDEX change_log_at ON change_log(at);"
+
+	"CREATE TRIGGER project_added AFTER INSERT ON projects BEGIN"
+	"  INSERT INTO change_log(project_id, session_id, type, payload, at)"
+	"  VALUES (NEW.id, NULL, 'project_added',"
+	"    json_object('id', NEW.id, 'path', NEW.path), NEW.registered_at);"
+	"END;"
+	/* Un-archiving (an upsert of an archived project) announces it again. */
+	"CREATE TRIGGER project_readded AFTER UPDATE OF archived_at ON projects"
+	"  WHEN OLD.archived_at IS NOT NULL AND NEW.archived_at IS NULL BEGIN"
+	"  INSERT INTO change_log(project_id, session_id, type, payload, at)"
+	"  VALUES (NEW.id, NULL, 'project_added',"
+	"    json_object('id', NEW.id, 'path', NEW.path), NEW.registered_at);"
+	"END;"
+	"CREATE TRIGGER project_archived AFTER UPDATE OF archived_at ON projects"
+	"  WHEN OLD.archived_at IS NULL AND NEW.archived_at IS NOT NULL BEGIN"
+	"  INSERT INTO change_log(project_id, session_id, type, payload, at)"
+	"  VALUES (NEW.id, NULL, 'project_archived',"
+	"    json_object('id', NEW.id, 'path', NEW.path), NEW.archived_at);"
+	"END;"
+
+	"CREATE TRIGGER session_created AFTER INSERT ON sessions BEGIN"
+	"  INSERT INTO change_log(project_id, session_id, type, payload, at)"
+	"  VALUES (NEW.project_id, NEW.id, 'session_created',"
+	"    json_object('id', NEW.id, 'state', NEW.state,"
+	"      'termination_reason', NEW.termination_reason,"
+	"      'is_alive', json(CASE WHEN NEW.is_alive THEN 'true' ELSE 'false' END),"
+	"      'activity_state', NEW.activity_state), NEW.created_at);"
+	"END;"
+	"CREATE TRIGGER session_updated AFTER UPDATE ON sessions"
+	"  WHEN OLD.state IS NOT NEW.state"
+	"    OR OLD.termination_reason IS NOT NEW.termination_reason"
+	"    OR OLD.is_alive IS NOT NEW.is_alive"
+	"    OR OLD.activity_state IS NOT NEW.activity_state BEGIN"
+	"  INSERT INTO change_log(project_id, session_id, type, payload, at)"
+	"  VALUES (NEW.project_id, NEW.id, 'session_updated',"
+	"    json_object('id', NEW.id, 'state', NEW.state,"
+	"      'termination_reason', NEW.termination_reason,"
+	"      'is_alive', json(CASE WHEN NEW.is_alive THEN 'true' ELSE 'false' END),"
+	"      'activity_state', NEW.activity_state), NEW.updated_at);"
+	"END;"
+
+	"CREATE TRIGGER pr_created AFTER INSERT ON pr BEGIN"
+	"  INSERT INTO change_log(project_id, session_id, type, payload, at)"
+	"  VALUES ((SELECT project_id FROM sessions WHERE id = NEW.session_id),"
+	"    NEW.session_id, 'pr_created',"
+	"    json_object('url', NEW.url, 'session_id', NEW.session_id,"
+	"      'number', NEW.number, 'state', NEW.state, 'ci_state', NEW.ci_state,"
+	"      'review_decision', NEW.review_decision,"
+	"      'mergeability', NEW.mergeability), NEW.updated_at);"
+	"END;"
+	"CREATE TRIGGER pr_updated AFTER UPDATE ON pr"
+	"  WHEN OLD.state IS NOT NEW.state OR OLD.ci_state IS NOT NEW.ci_state"
+	"    OR OLD.review_decision IS NOT NEW.review_decision"
+	"    OR OLD.mergeability IS NOT NEW.mergeability BEGIN"
+	"  INSERT INTO change_log(project_id, session_id, type, payload, at)"
+	"  VALUES ((SELECT project_id FROM sessions WHERE id = NEW.session_id),"
+	"    NEW.session_id, 'pr_updated',"
+	"    json_object('url', NEW.url, 'session_id', NEW.session_id,"
+	"      'number', NEW.number, 'state', NEW.state, 'ci_state', NEW.ci_state,"
+	"      'review_decision', NEW.review_decision,"
+	"      'mergeability', NEW.mergeability), NEW.updated_at);"
+	"END;"
+
+	"CREATE TRIGGER pr_check_inserted AFTER INSERT ON pr_checks BEGIN"
+	"  INSERT INTO change_log(project_id, session_id, type, payload, at)"
+	"  SELECT s.project_id, s.id, 'pr_check_recorded',"
+	"    json_object('pr_url', NEW.pr_url, 'name', NEW.name,"
+	"      'commit_hash', NEW.commit_hash, 'status', NEW.status), NEW.updated_at"
+	"  FROM pr JOIN sessions s ON s.id = pr.session_id WHERE pr.url = NEW.pr_url;"
+	"END;"
+	"CREATE TRIGGER pr_check_changed AFTER UPDATE ON pr_checks"
+	"  WHEN OLD.status IS NOT NEW.status BEGIN"
+	"  INSERT INTO change_log(project_id, session_id, type, payload, at)"
+	"  SELECT s.project_id, s.id, 'pr_check_recorded',"
+	"    json_object('pr_url', NEW.pr_url, 'name', NEW.name,"
+	"      'commit_hash', NEW.commit_hash, 'status', NEW.status), NEW.updated_at"
+	"  FROM pr JOIN sessions s ON s.id = pr.session_id WHERE pr.url = NEW.pr_url;"
+	"END;"
+
+	"CREATE TRIGGER notification_created AFTER INSERT ON notifications BEGIN"
+	"  INSERT INTO change_log(project_id, session_id, type, payload, at)"
+	"  VALUES (NEW.project_id, NEW.session_id, 'notification_created',"
+	"    json_object('id', NEW.id, 'session_id', NEW.session_id,"
+	"      'priority', NEW.priority, 'reaction', NEW.reaction,"
+	"      'message', NEW.message), NEW.created_at);"
+	"END;",
+};
+
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+int
+schema_version(void)
+{
+	return NMIGRATIONS;
+}
+
+static int
+user_version(sqlite3 *db, int *v)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int
+schema_migrate(sqlite3 *db, int *too_new, char *err, size_t errlen)
+{
+	char *msg = NULL, sql[64];
+	int v, i;
+
+	*too_new = 0;
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	if (user_version(db, &v) == -1)
+		goto fail;
+	if (v > NMIGRATIONS) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		snprintf(err, errlen, "the database schema is version %d, newer than "
+		    "this ao-storaged knows (%d): upgrade ao or restore a backup",
+		    v, NMIGRATIONS);
+		*too_new = 1;
+		return -1;
+	}
+	for (i = v; i < NMIGRATIONS; i++)
+		if (sqlite3_exec(db, migrations[i], NULL, NULL, &msg) != SQLITE_OK)
+			goto fail;
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", NMIGRATIONS);
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK ||
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "migrating the schema: %s",
+	    msg != NULL ? msg : sqlite3_errmsg(db));
+	sqlite3_free(msg);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
