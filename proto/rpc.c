@@ -32,7 +32,7 @@ rpc_code_parse(const char *s, size_t len)
 	size_t i;
 
 	for (i = 1; i < sizeof(rpc_code_names) / sizeof(rpc_code_names[0]); i++)
-		if (strlen(rpc_code_names[i]) == len &&
+		if (strlen(rpc_code_names[i]) == len && len > 0 &&
 		    memcmp(rpc_code_names[i], s, len) == 0)
 			return (enum rpc_code)i;
 	return RPC_INTERNAL;
@@ -121,7 +121,8 @@ zone_strdup(msgpack_zone *zone, const char *s, size_t len)
 
 	if (p == NULL)
 		fatalx("out of memory in msgpack zone");
-	memcpy(p, s, len);
+	if (len > 0)	/* msgpack-c may give NULL for an empty string */
+		memcpy(p, s, len);
 	p[len] = '\0';
 	return p;
 }
@@ -226,7 +227,7 @@ str_eq(const msgpack_object *o, const char *s)
 	size_t n = strlen(s);
 
 	return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
-	    memcmp(o->via.str.ptr, s, n) == 0;
+	    (n == 0 || memcmp(o->via.str.ptr, s, n) == 0);
 }
 
 const msgpack_object *
@@ -268,7 +269,8 @@ rpc_obj_str(const msgpack_object *o, char *buf, size_t buflen)
 	if (o == NULL || o->type != MSGPACK_OBJECT_STR || buflen == 0)
 		return -1;
 	n = o->via.str.size < buflen - 1 ? o->via.str.size : buflen - 1;
-	memcpy(buf, o->via.str.ptr, n);
+	if (n > 0)
+		memcpy(buf, o->via.str.ptr, n);
 	buf[n] = '\0';
 	return 0;
 }

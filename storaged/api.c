@@ -553,7 +553,8 @@ bind_field(sqlite3_stmt *s, int idx, const struct update_field *f,
 		str = msgpack_zone_malloc(zone, v->via.str.size + 1);
 		if (str == NULL)
 			fatalx("out of memory");
-		memcpy((char *)str, v->via.str.ptr, v->via.str.size);
+		if (v->via.str.size > 0)
+			memcpy((char *)str, v->via.str.ptr, v->via.str.size);
 		((char *)str)[v->via.str.size] = '\0';
 		if (f->type == F_ENUM) {
 			char list[300];
