@@ -179,8 +179,8 @@ sock_peer_allowed(int fd, uid_t *uid, pid_t *pid, char *err, size_t errlen)
 	if (pid != NULL)
 		*pid = cred.pid;
 	if (cred.uid != geteuid() && cred.uid != 0) {
-		snprintf(err, errlen, "peer uid %u (pid %ld) is neither uid %u nor root",
-		    (unsigned)cred.uid, (long)cred.pid, (unsigned)geteuid());
+		snprintf(err, errlen, "peer uid %u (pid %ld) is not our uid (%u) "
+		    "or root", (unsigned)cred.uid, (long)cred.pid, (unsigned)geteuid());
 		errno = EPERM;
 		return -1;
 	}

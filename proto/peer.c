@@ -214,6 +214,14 @@ peer_close(struct peer *p, const char *reason)
 	event_active(p->free_ev, EV_TIMEOUT, 1);
 }
 
+/* A protocol violation or a peer that stopped reading: logged, then closed. */
+static void
+peer_violation(struct peer *p, const char *reason)
+{
+	log_warnx("closing connection (pid %ld): %s", (long)p->pid, reason);
+	peer_close(p, reason);
+}
+
 void
 peer_close_after_flush(struct peer *p, const char *reason)
 {
@@ -267,7 +275,7 @@ peer_account(struct peer *p, size_t len)
 		snprintf(reason, sizeof(reason),
 		    "output buffer overflow (%zu bytes unread, cap %zu)",
 		    out, p->lim.out_cap);
-		peer_close(p, reason);
+		peer_violation(p, reason);
 		return -1;
 	}
 	return 0;
@@ -585,7 +593,7 @@ peer_dispatch(struct peer *p, size_t len)
 	ur = msgpack_unpack_next(&r->msg, r->raw, len, &off);
 	if (ur != MSGPACK_UNPACK_SUCCESS || off != len) {
 		req_destroy(r);
-		peer_close(p, "undecodable message");
+		peer_violation(p, "undecodable message");
 		return;
 	}
 	rpc_error_clear(&err);
@@ -595,7 +603,7 @@ peer_dispatch(struct peer *p, size_t len)
 
 			snprintf(reason, sizeof(reason), "malformed message: %s",
 			    err.message);
-			peer_close(p, reason);
+			peer_violation(p, reason);
 		}
 		req_destroy(r);
 		return;
@@ -658,7 +666,7 @@ peer_process(struct peer *p)
 
 			snprintf(reason, sizeof(reason), "framing error: %s",
 			    scan_error(&p->scan));
-			peer_close(p, reason);
+			peer_violation(p, reason);
 			return;
 		}
 		if (st == SCAN_MORE)

@@ -606,7 +606,7 @@ session_update(struct store *st, struct rpc_params *p, msgpack_packer *out,
 				break;
 		if (k == NUPDATE_FIELDS)
 			return rpc_error_set(err, RPC_BAD_REQUEST,
-			    "unknown field '%s'", name);
+			    "unknown parameter '%s'", name);
 		sqlite3_bind_int(s, (int)(2 * k + 2), 1);
 		if (bind_field(s, (int)(2 * k + 3), &update_fields[k], &m->ptr[i].val,
 		    p->zone, err) == -1)

@@ -400,7 +400,7 @@ START_TEST(session_update_bad_input)
 	ok("session.create", "{\"project_id\": \"app\"}");
 	h = head();
 	ck_assert_str_eq(fails("session.update", "{\"id\": \"app-1\", \"nope\": 1}",
-	    RPC_BAD_REQUEST), "unknown field 'nope'");
+	    RPC_BAD_REQUEST), "unknown parameter 'nope'");
 	ck_assert_str_eq(fails("session.update", "{\"id\": \"app-1\", \"state\": "
 	    "\"sleeping\"}", RPC_BAD_REQUEST), "state must be one of: not_started, "
 	    "working, idle, needs_input, stuck, detecting, done, terminated");
