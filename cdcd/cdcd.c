@@ -1,12 +1,36 @@
-/* ao-cdcd: tails change_log and serves cdcd.sock. */
+/*
+ * ao-cdcd: tails change_log and serves cdcd.sock.
+ *
+ * New rows are learnt from storaged's `committed` wakes and, as a backstop,
+ * from PRAGMA data_version polls; each is encoded once into the shared ring.
+ * A subscriber has a cursor (the last seq written to its socket).  It is
+ * fed from the ring, or from the database when it is behind the ring, while
+ * its unsent output is under the high-water mark; past it, it waits for its
+ * socket to drain (the peer's on_drain) and continues at its own pace, so it
+ * never loses an event and never costs more than its cap.  See cdcd.h for
+ * the state diagram.
+ */
+#include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <bsd/sys/queue.h>
+#include <event2/event.h>
+
 #include "cdcd/cdcd.h"
+#include "common/aotime.h"
 #include "common/daemon.h"
 #include "common/log.h"
+#include "common/xmalloc.h"
+#include "proto/client.h"
+#include "proto/server.h"
 
 #define DAY_MS (24LL * 60 * 60 * 1000)
+#define READ_BATCH	500	/* events per database read */
+#define ACK_EVERY_MS	100	/* consumer.commit coalescing */
+#define CLOSE_GRACE_MS	2000	/* a closing subscriber's last chance to read */
 
 static const struct config_key cdcd_keys[] = {
 	{ "poll_ms", CONFIG_MS, "250",
@@ -24,18 +48,791 @@ static const struct config_key cdcd_keys[] = {
 	    offsetof(struct cdcd_config, max_message_bytes), 256,
 	    1024LL * 1024 * 1024,
 	    "largest request or response on cdcd.sock" },
+	{ "ring_bytes", CONFIG_BYTES, "64MiB",
+	    offsetof(struct cdcd_config, ring_bytes), 4096,
+	    16LL * 1024 * 1024 * 1024,
+	    "memory for the shared cache of recent encoded events" },
 	CONFIG_KEY_END
 };
+
+static const char *const event_types[] = { "session_created", "session_updated",
+	"pr_created", "pr_updated", "pr_check_recorded", "notification_created",
+	"project_added", "project_archived", NULL };
+
+struct sub {
+	struct peer *peer;
+	uint64_t id;
+	bool subscribed;
+	enum sub_mode mode;
+	int64_t cursor;		/* last seq written to the socket */
+	struct sub_filter filter;
+	char *consumer;		/* durable consumer name, or NULL */
+	int64_t acked;		/* highest seq acknowledged */
+	int64_t committed;	/* highest seq stored by storaged */
+	bool commit_inflight;
+	int64_t progress_ms;	/* when the output last shrank */
+	size_t last_out;
+	int64_t closing_since;	/* 0, or when `closing` was sent */
+	uint64_t delivered;
+	TAILQ_ENTRY(sub) entry;
+};
+
+static struct {
+	struct cdcd_config cfg;
+	struct daemon_opts opts;
+	struct event_base *base;
+	struct server *srv;
+	struct client *storaged;
+	struct reader rd;
+	bool rd_open;
+	char dbpath[PATH_MAX + 8];
+	struct ring ring;
+	int64_t data_version;
+	struct event *poll_ev, *ack_ev, *tick_ev;
+	TAILQ_HEAD(, sub) subs;
+	uint64_t next_id;
+	uint64_t appended, appended_at_tick;
+	int64_t tick_ms;
+	double events_per_s;
+	bool reading;		/* poll_db re-entrancy guard */
+} cd;
+
+static void sub_fill(struct sub *);
+static void sub_reset(struct sub *, int64_t oldest, int64_t head);
+
+static void
+buf_unref_cb(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	ring_buf_unref(arg);
+}
+
+/* Tries to open the database; storaged creates it before it is ready. */
+static bool
+reader_ready(void)
+{
+	char err[512];
+	int64_t head, oldest;
+
+	if (cd.rd_open)
+		return true;
+	if (reader_open(&cd.rd, cd.dbpath, err, sizeof(err)) == -1) {
+		log_debug("%s (retrying)", err);
+		return false;
+	}
+	if (reader_bounds(&cd.rd, &head, &oldest) == -1) {
+		reader_close(&cd.rd);
+		return false;
+	}
+	cd.rd_open = true;
+	ring_reset(&cd.ring, head);
+	reader_data_version(&cd.rd, &cd.data_version);
+	log_info("reading %s (head %lld)", cd.dbpath, (long long)head);
+	return true;
+}
+
+static void
+append_cb(void *arg, const struct reader_event *ev)
+{
+	struct rpc_buf *b = arg;
+	struct ring_buf *rb;
+
+	rpc_buf_reset(b);
+	reader_encode_event(b, ev);
+	rb = ring_buf_new(b->sb.data, b->sb.size);
+	ring_append(&cd.ring, ev->seq, ev->project_id, ev->session_id, ev->type, rb);
+	cd.appended++;
+}
+
+/*
+ * Brings the ring up to the database's head and feeds the live subscribers.
+ * A head behind the ring means the database went back in time (restored
+ * from a backup): every subscriber past it is reset.
+ */
+static void
+poll_db(void)
+{
+	struct rpc_buf b;
+	struct sub *s, *next;
+	char err[512];
+	int64_t head, oldest;
+	int n;
+
+	if (cd.reading || !reader_ready())
+		return;
+	cd.reading = true;
+	if (reader_bounds(&cd.rd, &head, &oldest) == -1) {
+		log_warnx("reading change_log bounds: %s", sqlite3_errmsg(cd.rd.db));
+		cd.reading = false;
+		return;
+	}
+	if (head < cd.ring.last) {
+		log_warnx("change_log head went back from %lld to %lld: resetting "
+		    "subscribers", (long long)cd.ring.last, (long long)head);
+		ring_reset(&cd.ring, head);
+		TAILQ_FOREACH_SAFE(s, &cd.subs, entry, next)
+			if (s->subscribed && s->cursor > head)
+				sub_reset(s, oldest, head);
+	}
+	rpc_buf_init(&b);
+	do {
+		n = reader_events(&cd.rd, cd.ring.last, READ_BATCH, append_cb, &b,
+		    err, sizeof(err));
+		if (n == -1)
+			log_warnx("%s", err);
+	} while (n == READ_BATCH);
+	rpc_buf_free(&b);
+	cd.reading = false;
+	TAILQ_FOREACH_SAFE(s, &cd.subs, entry, next)
+		if (s->subscribed && s->mode == SUB_LIVE)
+			sub_fill(s);
+}
+
+static void
+poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int64_t v;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (!reader_ready())
+		return;
+	/* data_version changes when another connection commits. */
+	if (reader_data_version(&cd.rd, &v) == 0 && v != cd.data_version) {
+		cd.data_version = v;
+		poll_db();
+	}
+}
+
+struct db_fill {
+	struct sub *s;
+	struct rpc_buf out;
+	int64_t last;
+	int n;
+};
+
+static void
+db_fill_cb(void *arg, const struct reader_event *ev)
+{
+	struct db_fill *f = arg;
+
+	f->last = ev->seq;
+	if (!sub_filter_match(&f->s->filter, ev->project_id, ev->session_id, ev->type))
+		return;
+	reader_encode_event(&f->out, ev);
+	f->n++;
+}
+
+/*
+ * Writes events after the cursor while the subscriber's output is under its
+ * high-water mark: from the ring when the cursor is inside it, else from the
+ * database.  Caught up → LIVE; stopped by the mark → CATCHUP (resumed by
+ * on_drain).
+ */
+static void
+sub_fill(struct sub *s)
+{
+	size_t hw = (size_t)cd.cfg.subscriber_buffer_bytes;
+	char err[512];
+
+	while (s->subscribed && !peer_closed(s->peer)) {
+		if (!sub_can_send(peer_outlen(s->peer), hw)) {
+			s->mode = SUB_CATCHUP;
+			return;
+		}
+		switch (sub_source(s->cursor, cd.ring.base, cd.ring.last)) {
+		case SUB_SRC_NONE:
+			s->mode = SUB_LIVE;
+			return;
+		case SUB_SRC_RING: {
+			const struct ring_entry *e = ring_after(&cd.ring, s->cursor);
+
+			for (; e != NULL; e = ring_next(&cd.ring, e)) {
+				if (!sub_can_send(peer_outlen(s->peer), hw))
+					break;
+				s->cursor = e->seq;
+				if (!sub_filter_match(&s->filter, e->project_id,
+				    e->session_id, e->type))
+					continue;
+				ring_buf_ref(e->buf);
+				if (peer_send_ref(s->peer, e->buf->data, e->buf->len,
+				    buf_unref_cb, e->buf) == -1)
+					return;
+				s->delivered++;
+			}
+			break;
+		}
+		case SUB_SRC_DB: {
+			struct db_fill f = { .s = s, .last = s->cursor };
+			int n;
+
+			if (!reader_ready())
+				return;
+			rpc_buf_init(&f.out);
+			n = reader_events(&cd.rd, s->cursor, READ_BATCH, db_fill_cb, &f,
+			    err, sizeof(err));
+			if (n == -1) {
+				log_warnx("%s", err);
+				rpc_buf_free(&f.out);
+				return;
+			}
+			if (n == 0) {
+				/* Pruned before it was read: the subscriber has a gap. */
+				int64_t head, oldest;
+
+				rpc_buf_free(&f.out);
+				if (reader_bounds(&cd.rd, &head, &oldest) == 0)
+					sub_reset(s, oldest, head);
+				return;
+			}
+			s->cursor = f.last;
+			if (f.out.sb.size > 0) {
+				if (peer_send(s->peer, f.out.sb.data, f.out.sb.size) == -1) {
+					rpc_buf_free(&f.out);
+					return;
+				}
+				s->delivered += (uint64_t)f.n;
+			}
+			rpc_buf_free(&f.out);
+			break;
+		}
+		}
+	}
+}
+
+/* reset {oldest, head}, the snapshot, snapshot_end {seq}; then events after seq. */
+static void
+sub_reset(struct sub *s, int64_t oldest, int64_t head)
+{
+	struct rpc_buf b;
+	char err[512];
+	int64_t seq;
+	int n;
+
+	log_info("subscriber %llu: reset (cursor %lld, retained %lld..%lld)",
+	    (unsigned long long)s->id, (long long)s->cursor, (long long)oldest,
+	    (long long)head);
+	rpc_buf_init(&b);
+	msgpack_pack_map(&b.pk, 2);
+	rpc_pack_kv_i64(&b.pk, "oldest", oldest);
+	rpc_pack_kv_i64(&b.pk, "head", head);
+	peer_notify(s->peer, "reset", b.sb.data, b.sb.size);
+	rpc_buf_reset(&b);
+	n = reader_snapshot(&cd.rd, &b, &seq, err, sizeof(err));
+	if (n == -1) {
+		rpc_buf_free(&b);
+		log_warnx("subscriber %llu: %s", (unsigned long long)s->id, err);
+		peer_close(s->peer, "snapshot failed");
+		return;
+	}
+	if (b.sb.size > 0 && peer_send(s->peer, b.sb.data, b.sb.size) == -1) {
+		rpc_buf_free(&b);
+		return;
+	}
+	rpc_buf_reset(&b);
+	msgpack_pack_map(&b.pk, 1);
+	rpc_pack_kv_i64(&b.pk, "seq", seq);
+	peer_notify(s->peer, "snapshot_end", b.sb.data, b.sb.size);
+	rpc_buf_free(&b);
+	s->cursor = seq;
+	s->mode = SUB_CATCHUP;
+	/* A durable consumer's offset restarts from the snapshot too. */
+	if (s->consumer != NULL && s->acked > seq)
+		s->acked = s->committed = seq;
+}
+
+static void
+reply_errorf_param(struct peer_req *req, struct rpc_error *err)
+{
+	peer_reply_error(req, err);
+}
+
+static int
+parse_types(struct rpc_params *p, struct sub_filter *f)
+{
+	const char **types;
+	size_t n, i;
+	int j, r;
+
+	if ((r = rpc_get_str_array(p, "types", RPC_OPTIONAL, &types, &n)) != 1)
+		return r;
+	f->types = xcalloc(n + 1, sizeof(*f->types));
+	for (i = 0; i < n; i++) {
+		for (j = 0; event_types[j] != NULL; j++)
+			if (strcmp(types[i], event_types[j]) == 0)
+				break;
+		if (event_types[j] == NULL)
+			return rpc_error_set(p->err, RPC_BAD_REQUEST, "types: unknown "
+			    "event type '%s' (session_created, session_updated, "
+			    "pr_created, pr_updated, pr_check_recorded, "
+			    "notification_created, project_added, project_archived)",
+			    types[i]);
+		f->types[f->ntypes++] = xstrdup(types[i]);
+	}
+	return 1;
+}
+
+static void
+handle_subscribe(struct peer_req *req, void *arg)
+{
+	struct sub *s = peer_udata(req->peer);
+	struct sub_filter f = { 0 };
+	struct rpc_params p;
+	struct rpc_error err;
+	struct rpc_buf out;
+	const char *project = NULL, *session = NULL, *consumer = NULL;
+	int64_t from = 0, head, oldest, stored;
+	int has_from;
+
+	(void)arg;
+	rpc_error_clear(&err);
+	if (rpc_params_init(&p, req->params, req->zone, NULL, &err) == -1 ||
+	    (has_from = rpc_get_i64(&p, "from", RPC_OPTIONAL, &from)) == -1 ||
+	    rpc_get_str(&p, "project_id", RPC_OPTIONAL, &project) == -1 ||
+	    rpc_get_str(&p, "session_id", RPC_OPTIONAL, &session) == -1 ||
+	    parse_types(&p, &f) == -1 ||
+	    rpc_get_str(&p, "consumer", RPC_OPTIONAL, &consumer) == -1 ||
+	    rpc_params_end(&p) == -1) {
+		sub_filter_free(&f);
+		reply_errorf_param(req, &err);
+		return;
+	}
+	if (s->subscribed) {
+		sub_filter_free(&f);
+		peer_reply_errorf(req, RPC_CONFLICT, "this connection already has a "
+		    "subscription (one per connection; unsubscribe first)");
+		return;
+	}
+	if (has_from && from < 0) {
+		sub_filter_free(&f);
+		peer_reply_errorf(req, RPC_BAD_REQUEST, "from must be >= 0");
+		return;
+	}
+	if (consumer != NULL && consumer[0] == '\0') {
+		sub_filter_free(&f);
+		peer_reply_errorf(req, RPC_BAD_REQUEST, "consumer must not be empty");
+		return;
+	}
+	poll_db();
+	if (!cd.rd_open || reader_bounds(&cd.rd, &head, &oldest) == -1) {
+		sub_filter_free(&f);
+		peer_reply_errorf(req, RPC_UNAVAILABLE, "the database is not readable "
+		    "yet (is ao-storaged running?)");
+		return;
+	}
+	if (consumer != NULL) {
+		int r = reader_consumer(&cd.rd, consumer, &stored);
+
+		if (r == -1) {
+			sub_filter_free(&f);
+			peer_reply_errorf(req, RPC_UNAVAILABLE, "reading consumer "
+			    "offsets: %s", sqlite3_errmsg(cd.rd.db));
+			return;
+		}
+		if (r == 1) {
+			from = stored;
+			has_from = 1;
+		}
+		s->consumer = xstrdup(consumer);
+	}
+	if (!has_from)
+		from = head;
+	f.project_id = project != NULL ? xstrdup(project) : NULL;
+	f.session_id = session != NULL ? xstrdup(session) : NULL;
+	s->filter = f;
+	s->subscribed = true;
+	s->cursor = from;
+	s->acked = s->committed = from;
+	s->mode = SUB_CATCHUP;
+	s->progress_ms = aotime_mono_ms();
+
+	rpc_buf_init(&out);
+	msgpack_pack_map(&out.pk, 2);
+	rpc_pack_kv_i64(&out.pk, "head", head);
+	rpc_pack_kv_i64(&out.pk, "oldest", oldest);
+	peer_reply(req, out.sb.data, out.sb.size);
+	rpc_buf_free(&out);
+	log_debug("subscriber %llu: from %lld%s%s", (unsigned long long)s->id,
+	    (long long)from, consumer != NULL ? " consumer " : "",
+	    consumer != NULL ? consumer : "");
+	if (sub_needs_reset(from, oldest, head))
+		sub_reset(s, oldest, head);
+	sub_fill(s);
+}
+
+static void commit_offset(struct sub *);
+
+static void
+handle_unsubscribe(struct peer_req *req, void *arg)
+{
+	struct sub *s = peer_udata(req->peer);
+	struct rpc_params p;
+	struct rpc_error err;
+
+	(void)arg;
+	rpc_error_clear(&err);
+	if (rpc_params_init(&p, req->params, req->zone, NULL, &err) == -1 ||
+	    rpc_params_end(&p) == -1) {
+		peer_reply_error(req, &err);
+		return;
+	}
+	if (s->consumer != NULL)
+		commit_offset(s);
+	s->subscribed = false;
+	sub_filter_free(&s->filter);
+	free(s->consumer);
+	s->consumer = NULL;
+	peer_reply(req, "\x80", 1);
+}
+
+static void
+handle_ack(struct peer_req *req, void *arg)
+{
+	struct sub *s = peer_udata(req->peer);
+	struct rpc_params p;
+	struct rpc_error err;
+	int64_t seq;
+
+	(void)arg;
+	rpc_error_clear(&err);
+	if (rpc_params_init(&p, req->params, req->zone, NULL, &err) == -1 ||
+	    rpc_get_i64(&p, "seq", RPC_REQUIRED, &seq) == -1 ||
+	    rpc_params_end(&p) == -1) {
+		peer_reply_error(req, &err);
+		return;
+	}
+	if (!s->subscribed || s->consumer == NULL) {
+		peer_reply_errorf(req, RPC_INVALID_STATE, "ack needs a subscription "
+		    "with a consumer name");
+		return;
+	}
+	if (seq < 0 || seq > s->cursor) {
+		peer_reply_errorf(req, RPC_BAD_REQUEST, "seq %lld was not delivered "
+		    "(delivered up to %lld)", (long long)seq, (long long)s->cursor);
+		return;
+	}
+	if (seq > s->acked)
+		s->acked = seq;
+	peer_reply(req, "\x80", 1);
+}
+
+struct commit_ctx {
+	uint64_t sub_id;
+	int64_t seq;
+};
+
+static struct sub *
+sub_by_id(uint64_t id)
+{
+	struct sub *s;
+
+	TAILQ_FOREACH(s, &cd.subs, entry)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+static void
+commit_done(void *arg, const struct rpc_error *err, const msgpack_object *result)
+{
+	struct commit_ctx *c = arg;
+	struct sub *s = sub_by_id(c->sub_id);
+
+	(void)result;
+	if (s != NULL) {
+		s->commit_inflight = false;
+		if (err == NULL && c->seq > s->committed)
+			s->committed = c->seq;
+	}
+	if (err != NULL)
+		log_debug("consumer.commit: %s (will retry)", err->message);
+	free(c);
+}
+
+/* Stores the consumer's acknowledged offset through storaged. */
+static void
+commit_offset(struct sub *s)
+{
+	struct commit_ctx *c;
+	struct rpc_buf b;
+
+	if (s->consumer == NULL || s->acked <= s->committed || s->commit_inflight)
+		return;
+	c = xmalloc(sizeof(*c));
+	c->sub_id = s->id;
+	c->seq = s->acked;
+	rpc_buf_init(&b);
+	msgpack_pack_map(&b.pk, 2);
+	rpc_pack_kv_str(&b.pk, "name", s->consumer);
+	rpc_pack_kv_i64(&b.pk, "seq", s->acked);
+	s->commit_inflight = true;
+	client_call(cd.storaged, "consumer.commit", b.sb.data, b.sb.size, 5000,
+	    commit_done, c);
+	rpc_buf_free(&b);
+}
+
+static void
+ack_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sub *s;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	TAILQ_FOREACH(s, &cd.subs, entry)
+		commit_offset(s);
+}
+
+static void
+handle_stats(struct peer_req *req, void *arg)
+{
+	struct rpc_buf b;
+	struct sub *s;
+	uint32_t n = 0;
+
+	(void)arg;
+	TAILQ_FOREACH(s, &cd.subs, entry)
+		if (s->subscribed)
+			n++;
+	rpc_buf_init(&b);
+	msgpack_pack_map(&b.pk, 4);
+	rpc_pack_str(&b.pk, "subscribers");
+	msgpack_pack_array(&b.pk, n);
+	TAILQ_FOREACH(s, &cd.subs, entry) {
+		if (!s->subscribed)
+			continue;
+		msgpack_pack_map(&b.pk, 8);
+		rpc_pack_kv_i64(&b.pk, "id", (int64_t)s->id);
+		rpc_pack_kv_i64(&b.pk, "pid", peer_pid(s->peer));
+		rpc_pack_kv_i64(&b.pk, "cursor", s->cursor);
+		rpc_pack_kv_i64(&b.pk, "lag", cd.ring.last - s->cursor);
+		rpc_pack_kv_i64(&b.pk, "buffered_bytes", (int64_t)peer_outlen(s->peer));
+		rpc_pack_kv_str(&b.pk, "mode", s->mode == SUB_LIVE ? "live" : "catchup");
+		rpc_pack_kv_str(&b.pk, "consumer", s->consumer);
+		rpc_pack_kv_i64(&b.pk, "delivered", (int64_t)s->delivered);
+	}
+	rpc_pack_kv_i64(&b.pk, "head", cd.ring.last);
+	rpc_pack_str(&b.pk, "ring");
+	msgpack_pack_map(&b.pk, 5);
+	rpc_pack_kv_i64(&b.pk, "events", (int64_t)cd.ring.n);
+	rpc_pack_kv_i64(&b.pk, "bytes", (int64_t)cd.ring.bytes);
+	rpc_pack_kv_i64(&b.pk, "base", cd.ring.base);
+	rpc_pack_kv_i64(&b.pk, "last", cd.ring.last);
+	rpc_pack_kv_i64(&b.pk, "evicted", (int64_t)cd.ring.evicted);
+	rpc_pack_str(&b.pk, "events_per_s");
+	msgpack_pack_double(&b.pk, cd.events_per_s);
+	peer_reply(req, b.sb.data, b.sb.size);
+	rpc_buf_free(&b);
+}
+
+/* Once a second: events/s, and closing subscribers that stopped reading. */
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int64_t now = aotime_mono_ms();
+	struct sub *s, *next;
+	struct rpc_buf b;
+	char reason[128];
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (now > cd.tick_ms)
+		cd.events_per_s = (double)(cd.appended - cd.appended_at_tick) * 1000.0 /
+		    (double)(now - cd.tick_ms);
+	cd.appended_at_tick = cd.appended;
+	cd.tick_ms = now;
+	TAILQ_FOREACH_SAFE(s, &cd.subs, entry, next) {
+		size_t out = peer_outlen(s->peer);
+
+		if (s->closing_since != 0) {
+			if (now - s->closing_since >= CLOSE_GRACE_MS)
+				peer_close(s->peer, "stalled: closing notice unread");
+			continue;
+		}
+		if (out < s->last_out || out == 0)
+			s->progress_ms = now;
+		s->last_out = out;
+		if (!s->subscribed || !sub_stalled(out, s->progress_ms, now,
+		    cd.cfg.stall_timeout_ms))
+			continue;
+		snprintf(reason, sizeof(reason), "stalled: no read progress for %lld ms",
+		    (long long)(now - s->progress_ms));
+		log_warnx("subscriber %llu (pid %ld): %s", (unsigned long long)s->id,
+		    (long)peer_pid(s->peer), reason);
+		rpc_buf_init(&b);
+		msgpack_pack_map(&b.pk, 1);
+		rpc_pack_kv_str(&b.pk, "reason", reason);
+		/* Past the high-water mark on purpose: it is the last message. */
+		peer_notify(s->peer, "closing", b.sb.data, b.sb.size);
+		rpc_buf_free(&b);
+		s->closing_since = now;
+		s->subscribed = false;
+		peer_close_after_flush(s->peer, reason);
+	}
+}
+
+static void
+on_open(struct peer *p, void *arg)
+{
+	struct sub *s = xcalloc(1, sizeof(*s));
+
+	(void)arg;
+	s->peer = p;
+	s->id = ++cd.next_id;
+	s->progress_ms = aotime_mono_ms();
+	TAILQ_INSERT_TAIL(&cd.subs, s, entry);
+	peer_set_udata(p, s);
+}
+
+static void
+on_close(struct peer *p, const char *reason, void *arg)
+{
+	struct sub *s = peer_udata(p);
+
+	(void)arg;
+	if (s == NULL)
+		return;
+	log_debug("subscriber %llu gone: %s", (unsigned long long)s->id, reason);
+	s->commit_inflight = false;
+	commit_offset(s);	/* best effort: the last acks */
+	TAILQ_REMOVE(&cd.subs, s, entry);
+	sub_filter_free(&s->filter);
+	free(s->consumer);
+	free(s);
+	peer_set_udata(p, NULL);
+}
+
+static void
+on_drain(struct peer *p, void *arg)
+{
+	struct sub *s = peer_udata(p);
+
+	(void)arg;
+	if (s != NULL && s->subscribed) {
+		s->progress_ms = aotime_mono_ms();
+		sub_fill(s);
+	}
+}
+
+static void
+storaged_connect(struct client *c, void *arg)
+{
+	(void)arg;
+	/* Wakes after each commit; the reply itself needs no handling. */
+	client_call(c, "watch", NULL, 0, 5000, NULL, NULL);
+	poll_db();
+}
+
+static void
+storaged_notify(struct client *c, const char *method, const msgpack_object *params,
+    void *arg)
+{
+	(void)c;
+	(void)params;
+	(void)arg;
+	if (strcmp(method, "committed") == 0)
+		poll_db();
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	if (sig == SIGHUP) {
+		log_info("SIGHUP: configuration is read at start; restart to apply changes");
+		return;
+	}
+	log_info("shutting down on signal %d", (int)sig);
+	event_base_loopbreak(cd.base);
+}
 
 int
 main(int argc, char **argv)
 {
-	struct daemon_opts opts;
-	struct cdcd_config cfg;
+	static const struct server_method methods[] = {
+		{ "subscribe", handle_subscribe },
+		{ "unsubscribe", handle_unsubscribe },
+		{ "ack", handle_ack },
+		{ "stats", handle_stats },
+		{ NULL, NULL },
+	};
+	static const struct server_cbs scbs = { on_open, on_close, NULL, on_drain };
+	static const struct client_cbs ccbs = { storaged_connect, NULL,
+		storaged_notify };
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	struct event *sigev[3];
+	struct peer_limits lim;
+	struct timeval tv;
+	char sock[PATH_MAX], err[512];
+	struct sub *s;
+	int fd, i;
 
-	memset(&cfg, 0, sizeof(cfg));
-	daemon_init(&opts, argc, argv, "cdcd",
+	memset(&cd, 0, sizeof(cd));
+	TAILQ_INIT(&cd.subs);
+	daemon_init(&cd.opts, argc, argv, "cdcd",
 	    "Streams every change in ao.db to subscribers, in order.",
-	    cdcd_keys, &cfg);
-	fatalx_perm("not implemented");
+	    cdcd_keys, &cd.cfg);
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(cd.dbpath, sizeof(cd.dbpath), "%s/ao.db", cd.opts.paths.data_dir);
+	if (paths_socket(&cd.opts.paths, "storaged.sock", sock, sizeof(sock), err,
+	    sizeof(err)) == -1)
+		fatalx_perm("%s", err);
+	ring_init(&cd.ring, (size_t)cd.cfg.ring_bytes, 0);
+	fd = daemon_listen(&cd.opts, "cdcd.sock");
+
+	cd.base = event_base_new();
+	if (cd.base == NULL)
+		fatalx("event_base_new failed");
+	peer_limits_default(&lim);
+	lim.max_msg = (size_t)cd.cfg.max_message_bytes;
+	/*
+	 * cdcd keeps each subscriber under subscriber_buffer_bytes itself; the
+	 * peer's hard cap is only a backstop, and reading (acks) never pauses
+	 * because of event output.
+	 */
+	if (lim.out_cap < 4 * (size_t)cd.cfg.subscriber_buffer_bytes + lim.max_msg)
+		lim.out_cap = 4 * (size_t)cd.cfg.subscriber_buffer_bytes + lim.max_msg;
+	lim.out_hiwat = lim.out_cap;
+	lim.out_lowat = (size_t)cd.cfg.subscriber_buffer_bytes / 4;
+	cd.srv = server_new(cd.base, fd, "cdcd", methods, &scbs, NULL, &lim);
+	cd.storaged = client_new(cd.base, sock, &ccbs, NULL, NULL);
+
+	cd.poll_ev = event_new(cd.base, -1, EV_PERSIST, poll_cb, NULL);
+	aotime_tv(&tv, cd.cfg.poll_ms);
+	event_add(cd.poll_ev, &tv);
+	cd.ack_ev = event_new(cd.base, -1, EV_PERSIST, ack_cb, NULL);
+	aotime_tv(&tv, ACK_EVERY_MS);
+	event_add(cd.ack_ev, &tv);
+	cd.tick_ev = event_new(cd.base, -1, EV_PERSIST, tick_cb, NULL);
+	aotime_tv(&tv, 1000);
+	event_add(cd.tick_ev, &tv);
+	cd.tick_ms = aotime_mono_ms();
+	for (i = 0; i < 3; i++) {
+		sigev[i] = evsignal_new(cd.base, sigs[i], on_signal, NULL);
+		evsignal_add(sigev[i], NULL);
+	}
+	reader_ready();
+	daemon_ready(&cd.opts);
+	event_base_dispatch(cd.base);
+
+	TAILQ_FOREACH(s, &cd.subs, entry)
+		commit_offset(s);
+	server_free(cd.srv);
+	client_free(cd.storaged);
+	event_base_loop(cd.base, EVLOOP_NONBLOCK);
+	for (i = 0; i < 3; i++)
+		event_free(sigev[i]);
+	event_free(cd.poll_ev);
+	event_free(cd.ack_ev);
+	event_free(cd.tick_ev);
+	event_base_free(cd.base);
+	if (cd.rd_open)
+		reader_close(&cd.rd);
+	ring_free(&cd.ring);
+	daemon_opts_free(&cd.opts);
+	return 0;
 }

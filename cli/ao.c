@@ -13,19 +13,10 @@
 
 #include <jansson.h>
 
+#include "cli/cli.h"
 #include "common/log.h"
-#include "common/paths.h"
 #include "common/version.h"
-#include "proto/bclient.h"
 #include "proto/jsonmp.h"
-
-#define EXIT_USAGE 2
-
-struct cli {
-	struct paths paths;
-	int json;
-	int64_t timeout_ms;
-};
 
 static const char *const components[] = {
 	"storaged", "cdcd", "lcmd", "supervisor", NULL,
@@ -42,6 +33,11 @@ usage(FILE *f)
 	    "  ping [COMPONENT]               check that a daemon answers\n"
 	    "  call COMPONENT METHOD [JSON]   call any method; JSON is the params\n"
 	    "                                 object (\"-\" reads it from stdin)\n"
+	    "  watch [--from SEQ] [--project P] [--session S] [--type T]...\n"
+	    "        [--consumer NAME] [--count N]\n"
+	    "                                 print the event stream; resumes after\n"
+	    "                                 the last seen event if the connection\n"
+	    "                                 drops\n"
 	    "\n"
 	    "COMPONENT is one of storaged, cdcd, lcmd, supervisor.\n"
 	    "\n"
@@ -61,56 +57,6 @@ component_ok(const char *c)
 	for (i = 0; components[i] != NULL; i++)
 		if (strcmp(components[i], c) == 0)
 			return 1;
-	return 0;
-}
-
-static void
-print_json(const struct cli *cli, json_t *j)
-{
-	char *s = json_dumps(j, JSON_ENCODE_ANY |
-	    (cli->json ? JSON_COMPACT : JSON_INDENT(2)));
-
-	if (s != NULL) {
-		printf("%s\n", s);
-		free(s);
-	}
-}
-
-/* Calls method on component's socket and prints the result.  Returns the exit code. */
-static int
-call(const struct cli *cli, const char *component, const char *method,
-    const void *params, size_t plen)
-{
-	char sock[PATH_MAX], err[512], name[64];
-	struct bclient *bc;
-	struct bclient_msg res;
-	struct rpc_error rerr;
-	json_t *j;
-
-	snprintf(name, sizeof(name), "%s.sock", component);
-	if (paths_socket(&cli->paths, name, sock, sizeof(sock), err, sizeof(err)) == -1) {
-		fprintf(stderr, "ao: %s\n", err);
-		return 1;
-	}
-	if ((bc = bclient_connect(sock, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "ao: cannot reach ao-%s: %s\n"
-		    "ao: is the daemon set running? (make run, or systemctl start ao)\n",
-		    component, err);
-		return 1;
-	}
-	if (bclient_call(bc, method, params, plen, cli->timeout_ms, &res, &rerr) == -1) {
-		fprintf(stderr, "ao: %s: %s: %s%s%s%s\n", method,
-		    rpc_code_name(rerr.code), rerr.message,
-		    rerr.extra_key[0] != '\0' ? " (" : "", rerr.extra_key,
-		    rerr.extra_key[0] != '\0' ? ")" : "");
-		bclient_free(bc);
-		return 1;
-	}
-	j = jsonmp_from_object(res.m.result);
-	print_json(cli, j);
-	json_decref(j);
-	bclient_msg_free(&res);
-	bclient_free(bc);
 	return 0;
 }
 
@@ -154,7 +100,7 @@ cmd_call(const struct cli *cli, int argc, char **argv)
 		fprintf(stderr, "ao: params nest too deeply\n");
 		rc = EXIT_USAGE;
 	} else
-		rc = call(cli, argv[0], argv[1], sb.data, sb.size);
+		rc = cli_call(cli, argv[0], argv[1], sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
 	json_decref(params);
 	return rc;
@@ -169,26 +115,7 @@ cmd_simple(const struct cli *cli, const char *method, int argc, char **argv)
 		fprintf(stderr, "usage: ao %s [storaged|cdcd|lcmd|supervisor]\n", method);
 		return EXIT_USAGE;
 	}
-	return call(cli, component, method, NULL, 0);
-}
-
-/* Takes "--flag VALUE" or "--flag=VALUE"; returns the value or NULL. */
-static const char *
-flag_value(int *i, int argc, char **argv, const char *flag)
-{
-	size_t n = strlen(flag);
-
-	if (strncmp(argv[*i], flag, n) != 0)
-		return NULL;
-	if (argv[*i][n] == '=')
-		return argv[*i] + n + 1;
-	if (argv[*i][n] != '\0')
-		return NULL;
-	if (*i + 1 >= argc) {
-		fprintf(stderr, "ao: %s needs a value\n", flag);
-		exit(EXIT_USAGE);
-	}
-	return argv[++*i];
+	return cli_call(cli, component, method, NULL, 0);
 }
 
 int
@@ -209,11 +136,11 @@ main(int argc, char **argv)
 			return 0;
 		} else if (strcmp(argv[i], "--json") == 0)
 			cli.json = 1;
-		else if ((v = flag_value(&i, argc, argv, "--data-dir")) != NULL)
+		else if ((v = cli_flag_value(&i, argc, argv, "--data-dir")) != NULL)
 			data = v;
-		else if ((v = flag_value(&i, argc, argv, "--runtime-dir")) != NULL)
+		else if ((v = cli_flag_value(&i, argc, argv, "--runtime-dir")) != NULL)
 			runtime = v;
-		else if ((v = flag_value(&i, argc, argv, "--timeout")) != NULL) {
+		else if ((v = cli_flag_value(&i, argc, argv, "--timeout")) != NULL) {
 			errno = 0;
 			cli.timeout_ms = strtoll(v, &end, 10);
 			if (errno != 0 || *end != '\0' || cli.timeout_ms <= 0) {
@@ -234,6 +161,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "ao: %s\n", err);
 		return 1;
 	}
+	if (strcmp(argv[i], "watch") == 0)
+		return watch_main(&cli, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "call") == 0)
 		return cmd_call(&cli, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "hello") == 0 || strcmp(argv[i], "ping") == 0)

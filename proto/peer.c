@@ -164,8 +164,11 @@ void
 peer_schedule_error(struct event_base *base, peer_reply_fn cb, void *arg,
     const struct rpc_error *err)
 {
-	struct late_error *le = xmalloc(sizeof(*le));
+	struct late_error *le;
 
+	if (cb == NULL)
+		return;
+	le = xmalloc(sizeof(*le));
 	le->cb = cb;
 	le->arg = arg;
 	le->err = *err;

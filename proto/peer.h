@@ -96,7 +96,8 @@ int peer_send_ref(struct peer *, const void *buf, size_t len,
 
 /*
  * Sends a request.  params is one packed msgpack map (or NULL/0 for none).
- * cb runs exactly once: with the response, or with `unavailable` on timeout
+ * cb (which may be NULL: fire and forget) runs exactly once: with the
+ * response, or with `unavailable` on timeout
  * (timeout_ms > 0) or when the connection closes.  cb never runs before
  * peer_call returns.  Returns 0, or -1 when the peer is already closed (cb is
  * then still called, from the event loop).

@@ -149,7 +149,7 @@ container:
 	return SCAN_OBJ_PENDING;
 }
 
-/* Closes exhausted levels after an object completed; true when the message is. */
+/* Closes the levels an object completed; true when the message is done. */
 static int
 scan_complete(struct scan *s)
 {

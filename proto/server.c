@@ -128,6 +128,15 @@ server_on_close(struct peer *peer, const char *reason, void *arg)
 }
 
 static void
+server_on_drain(struct peer *peer, void *arg)
+{
+	struct server_conn *sc = arg;
+
+	if (sc->srv->cbs.on_drain != NULL)
+		sc->srv->cbs.on_drain(peer, sc->srv->arg);
+}
+
+static void
 server_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
@@ -135,6 +144,7 @@ server_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *s
 		.on_request = server_on_request,
 		.on_notify = server_on_notify,
 		.on_close = server_on_close,
+		.on_drain = server_on_drain,
 	};
 	struct server *srv = arg;
 	struct server_conn *sc;

@@ -25,6 +25,8 @@ struct server_cbs {
 	/* Optional: notifications from clients. */
 	void (*on_notify)(struct peer *, const char *method,
 	    const msgpack_object *params, void *arg);
+	/* Optional: a connection's output fell back to out_lowat (peer.h). */
+	void (*on_drain)(struct peer *, void *arg);
 };
 
 /*

@@ -328,7 +328,7 @@ main(int argc, char **argv)
 	if (lim.out_cap < 2 * lim.max_msg)
 		lim.out_cap = 2 * lim.max_msg;
 	{
-		static const struct server_cbs cbs = { on_open, on_close, NULL };
+		static const struct server_cbs cbs = { on_open, on_close, NULL, NULL };
 
 		sd.srv = server_new(sd.base, fd, "storaged", methods, &cbs, NULL, &lim);
 	}

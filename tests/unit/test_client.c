@@ -109,7 +109,7 @@ srv_close(struct peer *p, const char *reason, void *arg)
 static struct server *
 start_server(void)
 {
-	static const struct server_cbs cbs = { srv_open, srv_close, NULL };
+	static const struct server_cbs cbs = { srv_open, srv_close, NULL, NULL };
 	char err[256];
 	int fd = sock_listen_unix(path, 16, err, sizeof(err));
 
