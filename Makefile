@@ -104,7 +104,7 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	exec $(BINDIR)/ao-supervisor --verbose
 
-bench: deps
+bench: deps deps-bench
 	@$(MAKE) --no-print-directory $(BINS) $(BENCH_BINS) $(HELPERS)
 	@bench/run.sh $(abspath $(O)/bench) $(abspath $(BINDIR))
 
@@ -132,6 +132,8 @@ fuzz: deps-fuzz $(FUZZ_BINS)
 DEB_PKGS      := gcc make pkg-config libevent-dev libmsgpack-dev libsqlite3-dev check \
                  libjansson-dev libinih-dev libsystemd-dev libbsd-dev git tmux procps
 DEB_PKGS_FUZZ := clang libclang-rt-dev
+# Peers measured beside ao in the same run.
+DEB_PKGS_BENCH := redis-server redis-tools
 define install_pkgs
 	@missing=""; for p in $(1); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
@@ -151,10 +153,12 @@ deps:
 	$(call install_pkgs,$(DEB_PKGS))
 deps-fuzz:
 	$(call install_pkgs,$(DEB_PKGS_FUZZ))
+deps-bench:
+	$(call install_pkgs,$(DEB_PKGS_BENCH))
 
 clean:
 	rm -rf build bin
 
-.PHONY: all test asan run bench fuzz clean deps deps-fuzz build-tests run-tests
+.PHONY: all test asan run bench fuzz clean deps deps-fuzz deps-bench build-tests run-tests
 .SECONDARY:
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -2,6 +2,10 @@
 # Runs every benchmark: bench/run.sh BENCH_DIR BIN_DIR
 set -eu
 bench_dir=$1
+bin_dir=$2
 helper_dir=$(dirname "$bench_dir")/tests
 echo "## protocol layer"
 "$bench_dir/rpc_bench" "$helper_dir"
+echo
+echo "## storaged"
+"$bench_dir/storaged_bench" "$bin_dir"

@@ -194,7 +194,8 @@ test_scan_pack(int i, msgpack_sbuffer *sb)
 		return 0xc4;
 	case 42:
 		/* Forms the packer never emits for these sizes. */
-		msgpack_sbuffer_write(sb, "\xdc\x00\x02\xd9\x00\xde\x00\x00", 8);
+		msgpack_sbuffer_write(sb, "\xdc\x00\x02\xd9\x00\xde\x00\x00",
+		    8);
 		return 0xdc;
 	}
 	return -1;
@@ -225,9 +226,9 @@ test_scan_expect(struct scan *s, const void *buf, size_t len,
 
 	st = scan_feed(s, buf, len, &used);
 	if (st != want || used != want_used)
-		ck_abort_msg("case %d: fed %zu bytes at %zu: status %d used %zu, "
-		    "want %d used %zu", msg, len, scan_length(s), st, used,
-		    want, want_used);
+		ck_abort_msg("case %d: fed %zu bytes at %zu: status %d "
+		    "used %zu, want %d used %zu", msg, len, scan_length(s), st,
+		    used, want, want_used);
 }
 
 static enum scan_status
@@ -260,9 +261,9 @@ START_TEST(test_scan_formats)
 		    (uint8_t)sb.data[0], first);
 		n = off = 0;
 		err = NULL;
-		ck_assert_msg(scan_buffer(sb.data, sb.size, SCAN_DEFAULT_MAX_MSG,
-		    &n, &err) == SCAN_DONE, "case %d: %s", i,
-		    err != NULL ? err : "not done");
+		ck_assert_msg(scan_buffer(sb.data, sb.size,
+		    SCAN_DEFAULT_MAX_MSG, &n, &err) == SCAN_DONE, "case %d: %s",
+		    i, err != NULL ? err : "not done");
 		ck_assert_msg(n == sb.size, "case %d: scanned %zu of %zu", i, n,
 		    sb.size);
 
@@ -314,8 +315,8 @@ START_TEST(test_scan_splits)
 			scan_init(&s, SCAN_DEFAULT_MAX_MSG,
 			    SCAN_DEFAULT_MAX_OBJECTS);
 			test_scan_expect(&s, sb.data, k, SCAN_MORE, k, i);
-			test_scan_expect(&s, sb.data + k, sb.size - k, SCAN_DONE,
-			    sb.size - k, i);
+			test_scan_expect(&s, sb.data + k, sb.size - k,
+			    SCAN_DONE, sb.size - k, i);
 			if (scan_length(&s) != sb.size)
 				ck_abort_msg("case %d: length %zu, want %zu", i,
 				    scan_length(&s), sb.size);
@@ -476,7 +477,8 @@ START_TEST(test_scan_hostile_count)
 		for (j = 0; j + 1 < bad[i].len; j++)
 			test_scan_expect(&s, bad[i].bytes + j, 1, SCAN_MORE, 1,
 			    (int)i);
-		test_scan_expect(&s, bad[i].bytes + j, 1, SCAN_ERROR, 1, (int)i);
+		test_scan_expect(&s, bad[i].bytes + j, 1, SCAN_ERROR, 1,
+		    (int)i);
 		/* Errors are sticky. */
 		test_scan_expect(&s, "\x01", 1, SCAN_ERROR, 0, (int)i);
 		scan_reset(&s);
@@ -679,9 +681,10 @@ START_TEST(test_scan_split_header)
 			scan_init(&s, SCAN_DEFAULT_MAX_MSG,
 			    SCAN_DEFAULT_MAX_OBJECTS);
 			test_scan_expect(&s, msg, k, SCAN_MORE, k, 0);
-			test_scan_expect(&s, msg + k, j - k, SCAN_MORE, j - k, 0);
-			test_scan_expect(&s, msg + j, sizeof(msg) - j, SCAN_DONE,
-			    sizeof(msg) - j, 0);
+			test_scan_expect(&s, msg + k, j - k, SCAN_MORE, j - k,
+			    0);
+			test_scan_expect(&s, msg + j, sizeof(msg) - j,
+			    SCAN_DONE, sizeof(msg) - j, 0);
 		}
 	}
 }
@@ -731,11 +734,13 @@ START_TEST(test_scan_random)
 		/* The same bytes in random chunks give the same verdict. */
 		scan_init(&s, 64, SCAN_DEFAULT_MAX_OBJECTS);
 		st2 = SCAN_MORE;
-		for (total = 0; total < len && st2 == SCAN_MORE; total += used) {
+		total = 0;
+		while (total < len && st2 == SCAN_MORE) {
 			chunk = 1 + test_scan_rand(&seed) % 8;
 			if (chunk > len - total)
 				chunk = len - total;
 			st2 = scan_feed(&s, buf + total, chunk, &used);
+			total += used;
 		}
 		if (st2 != st)
 			ck_abort_msg("iteration %d: chunked %d, one-shot %d",
@@ -745,12 +750,13 @@ START_TEST(test_scan_random)
 		if (st == SCAN_DONE) {
 			ndone++;
 			if (total != n || scan_length(&s) != n)
-				ck_abort_msg("iteration %d: chunked length %zu, "
-				    "one-shot %zu", iter, total, n);
+				ck_abort_msg("iteration %d: chunked length "
+				    "%zu, one-shot %zu", iter, total, n);
 			ret = msgpack_unpack_next(&u, (char *)buf, n, &off);
 			if (ret != MSGPACK_UNPACK_SUCCESS || off != n)
-				ck_abort_msg("iteration %d: scanned %zu bytes, "
-				    "msgpack-c says %d at %zu", iter, n, ret, off);
+				ck_abort_msg("iteration %d: scanned %zu "
+				    "bytes, msgpack-c says %d at %zu", iter, n,
+				    ret, off);
 		} else if (st == SCAN_MORE) {
 			nmore++;
 			ret = msgpack_unpack_next(&u, (char *)buf, len, &off);
