@@ -20,6 +20,9 @@
 
 static const char *const session_states[] = { "not_started", "working", "idle",
 	"needs_input", "stuck", "detecting", "done", "terminated", NULL };
+/* The states a detecting session can return to. */
+static const char *const recoverable_states[] = { "not_started", "working",
+	"idle", "needs_input", "stuck", NULL };
 static const char *const termination_reasons[] = { "manually_killed",
 	"runtime_lost", "agent_process_exited", "probe_failure",
 	"error_in_process", "auto_cleanup", "pr_merged", NULL };
@@ -43,7 +46,8 @@ static const char *const priorities[] = { "urgent", "action", "info", NULL };
 	"state, termination_reason, is_alive, activity_state, activity_at, " \
 	"activity_source, detecting_attempts, detecting_started_at, " \
 	"detecting_evidence_hash, branch, workspace_path, runtime_handle, " \
-	"agent_session_id, prompt, created_at, updated_at"
+	"agent_session_id, prompt, created_at, updated_at, " \
+	"state_before_detecting, dead_probes"
 #define PR_COLS "url, session_id, number, state, review_decision, ci_state, " \
 	"mergeability, created_at, updated_at"
 #define CHECK_COLS "pr_url, name, commit_hash, status, url, log_tail, " \
@@ -485,6 +489,8 @@ static const struct update_field {
 	{ "prompt", F_STR, true, NULL },
 	{ "issue_id", F_STR, true, NULL },
 	{ "harness", F_STR, true, NULL },
+	{ "state_before_detecting", F_ENUM, true, recoverable_states },
+	{ "dead_probes", F_INT, false, NULL },
 };
 #define NUPDATE_FIELDS (sizeof(update_fields) / sizeof(update_fields[0]))
 
@@ -511,7 +517,10 @@ static const char sql_session_update[] =
     " prompt = CASE WHEN ?28 THEN ?29 ELSE prompt END,"
     " issue_id = CASE WHEN ?30 THEN ?31 ELSE issue_id END,"
     " harness = CASE WHEN ?32 THEN ?33 ELSE harness END,"
-    " updated_at = ?34"
+    " state_before_detecting = CASE WHEN ?34 THEN ?35"
+    "   ELSE state_before_detecting END,"
+    " dead_probes = CASE WHEN ?36 THEN ?37 ELSE dead_probes END,"
+    " updated_at = ?38"
     " WHERE id = ?1";
 
 static int
@@ -578,16 +587,19 @@ bind_field(sqlite3_stmt *s, int idx, const struct update_field *f,
 	return -1;
 }
 
+/*
+ * Validates the fields of map m (keys of update_fields; "id" is skipped when
+ * skip_id) and binds them to the update statement, which exec_update then
+ * runs.  Nothing may use that statement in between.  seen, when not NULL,
+ * marks the keys consumed.
+ */
 static int
-session_update(struct store *st, struct rpc_params *p, msgpack_packer *out,
-    struct rpc_error *err)
+bind_update(struct store *st, const msgpack_object_map *m, bool *seen,
+    msgpack_zone *zone, bool skip_id, struct rpc_error *err)
 {
-	const msgpack_object_map *m = p->map;
 	sqlite3_stmt *s = store_stmt(st, sql_session_update);
-	const char *id = NULL;
 	uint32_t i;
 	size_t k;
-	int rc;
 
 	for (k = 0; k < NUPDATE_FIELDS; k++)
 		sqlite3_bind_int(s, (int)(2 * k + 2), 0);
@@ -598,7 +610,7 @@ session_update(struct store *st, struct rpc_params *p, msgpack_packer *out,
 		if (rpc_obj_str(key, name, sizeof(name)) == -1)
 			return rpc_error_set(err, RPC_BAD_REQUEST,
 			    "params keys must be strings");
-		if (strcmp(name, "id") == 0)
+		if (skip_id && strcmp(name, "id") == 0)
 			continue;
 		for (k = 0; k < NUPDATE_FIELDS; k++)
 			if (key->via.str.size == strlen(update_fields[k].name) &&
@@ -609,14 +621,22 @@ session_update(struct store *st, struct rpc_params *p, msgpack_packer *out,
 			    "unknown parameter '%s'", name);
 		sqlite3_bind_int(s, (int)(2 * k + 2), 1);
 		if (bind_field(s, (int)(2 * k + 3), &update_fields[k], &m->ptr[i].val,
-		    p->zone, err) == -1)
+		    zone, err) == -1)
 			return -1;
-		p->seen[i] = true;
+		if (seen != NULL)
+			seen[i] = true;
 	}
-	if (rpc_get_str(p, "id", RPC_REQUIRED, &id) == -1 || rpc_params_end(p) == -1)
-		return -1;
+	return 0;
+}
+
+static int
+exec_update(struct store *st, const char *id, struct rpc_error *err)
+{
+	sqlite3_stmt *s = store_stmt_bound(st, sql_session_update);
+	int rc;
+
 	bind_str(s, 1, id);
-	sqlite3_bind_int64(s, 34, store_now(st));
+	sqlite3_bind_int64(s, 38, store_now(st));
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc == SQLITE_CONSTRAINT_CHECK &&
@@ -627,6 +647,19 @@ session_update(struct store *st, struct rpc_params *p, msgpack_packer *out,
 		return store_sqlerr(st, rc, err);
 	if (sqlite3_changes(st->db) == 0)
 		return rpc_error_set(err, RPC_NOT_FOUND, "no session '%s'", id);
+	return 0;
+}
+
+static int
+session_update(struct store *st, struct rpc_params *p, msgpack_packer *out,
+    struct rpc_error *err)
+{
+	const char *id;
+
+	if (bind_update(st, p->map, p->seen, p->zone, true, err) == -1 ||
+	    rpc_get_str(p, "id", RPC_REQUIRED, &id) == -1 ||
+	    rpc_params_end(p) == -1 || exec_update(st, id, err) == -1)
+		return -1;
 	return session_pack(st, id, out, err);
 }
 
@@ -985,9 +1018,36 @@ reaction_get(struct store *st, struct rpc_params *p, msgpack_packer *out,
 	return pack_rows(st, s, "trackers", out, err);
 }
 
+struct tracker {
+	const char *reaction, *signature;
+	int64_t attempts, first_at, last_at;
+	int has_first, has_last;
+	bool escalated;
+};
+
+/* Parses a tracker map (path names it in errors). */
 static int
-reaction_put(struct store *st, struct rpc_params *p, msgpack_packer *out,
-    struct rpc_error *err)
+tracker_parse(struct rpc_params *p, struct tracker *t)
+{
+	memset(t, 0, sizeof(*t));
+	if (rpc_get_str(p, "reaction", RPC_REQUIRED, &t->reaction) == -1 ||
+	    rpc_get_i64(p, "attempts", RPC_REQUIRED, &t->attempts) == -1 ||
+	    (t->has_first = rpc_get_i64(p, "first_at", RPC_OPTIONAL,
+	    &t->first_at)) == -1 ||
+	    (t->has_last = rpc_get_i64(p, "last_at", RPC_OPTIONAL, &t->last_at)) == -1 ||
+	    rpc_get_str(p, "signature", RPC_OPTIONAL, &t->signature) == -1 ||
+	    rpc_get_bool(p, "escalated", RPC_OPTIONAL, &t->escalated) == -1 ||
+	    nonempty(p, "reaction", t->reaction) == -1)
+		return -1;
+	if (t->attempts < 0)
+		return rpc_error_set(p->err, RPC_BAD_REQUEST, "attempts must be >= 0");
+	return 0;
+}
+
+/* Upserts a tracker; packs it into out when out is not NULL. */
+static int
+tracker_put(struct store *st, const char *session, const struct tracker *t,
+    msgpack_packer *out, struct rpc_error *err)
 {
 	static const char sql[] =
 	    "INSERT INTO reaction_trackers (session_id, reaction, attempts, first_at,"
@@ -997,34 +1057,35 @@ reaction_put(struct store *st, struct rpc_params *p, msgpack_packer *out,
 	    " last_at = excluded.last_at, signature = excluded.signature,"
 	    " escalated = excluded.escalated"
 	    " RETURNING " TRACKER_COLS;
-	const char *session, *reaction, *signature = NULL;
-	int64_t attempts, first_at = 0, last_at = 0;
-	int has_first, has_last;
-	bool escalated = false;
-	sqlite3_stmt *s;
+	sqlite3_stmt *s = store_stmt(st, sql);
+	int rc;
+
+	bind_str(s, 1, session);
+	bind_str(s, 2, t->reaction);
+	sqlite3_bind_int64(s, 3, t->attempts);
+	bind_opt_i64(s, 4, t->has_first, t->first_at);
+	bind_opt_i64(s, 5, t->has_last, t->last_at);
+	bind_str(s, 6, t->signature);
+	sqlite3_bind_int(s, 7, t->escalated);
+	if (out != NULL)
+		return pack_one(st, s, out, err, "tracker", t->reaction);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_sqlerr(st, rc, err);
+}
+
+static int
+reaction_put(struct store *st, struct rpc_params *p, msgpack_packer *out,
+    struct rpc_error *err)
+{
+	const char *session;
+	struct tracker t;
 
 	if (rpc_get_str(p, "session_id", RPC_REQUIRED, &session) == -1 ||
-	    rpc_get_str(p, "reaction", RPC_REQUIRED, &reaction) == -1 ||
-	    rpc_get_i64(p, "attempts", RPC_REQUIRED, &attempts) == -1 ||
-	    (has_first = rpc_get_i64(p, "first_at", RPC_OPTIONAL, &first_at)) == -1 ||
-	    (has_last = rpc_get_i64(p, "last_at", RPC_OPTIONAL, &last_at)) == -1 ||
-	    rpc_get_str(p, "signature", RPC_OPTIONAL, &signature) == -1 ||
-	    rpc_get_bool(p, "escalated", RPC_OPTIONAL, &escalated) == -1 ||
-	    rpc_params_end(p) == -1 || nonempty(p, "reaction", reaction) == -1)
+	    tracker_parse(p, &t) == -1 || rpc_params_end(p) == -1 ||
+	    session_exists(st, session, err) == -1)
 		return -1;
-	if (attempts < 0)
-		return rpc_error_set(err, RPC_BAD_REQUEST, "attempts must be >= 0");
-	if (session_exists(st, session, err) == -1)
-		return -1;
-	s = store_stmt(st, sql);
-	bind_str(s, 1, session);
-	bind_str(s, 2, reaction);
-	sqlite3_bind_int64(s, 3, attempts);
-	bind_opt_i64(s, 4, has_first, first_at);
-	bind_opt_i64(s, 5, has_last, last_at);
-	bind_str(s, 6, signature);
-	sqlite3_bind_int(s, 7, escalated);
-	return pack_one(st, s, out, err, "tracker", reaction);
+	return tracker_put(st, session, &t, out, err);
 }
 
 static int
@@ -1052,8 +1113,10 @@ reaction_clear(struct store *st, struct rpc_params *p, msgpack_packer *out,
 
 /* Notifications. */
 
+/* Inserts a notification and packs it; project defaults to the session's. */
 static int
-notification_add(struct store *st, struct rpc_params *p, msgpack_packer *out,
+notification_insert(struct store *st, const char *project, const char *session,
+    int priority, const char *reaction, const char *message, msgpack_packer *out,
     struct rpc_error *err)
 {
 	static const char sql_project[] = "SELECT project_id FROM sessions WHERE id = ?1";
@@ -1061,18 +1124,10 @@ notification_add(struct store *st, struct rpc_params *p, msgpack_packer *out,
 	    "INSERT INTO notifications (project_id, session_id, priority, reaction,"
 	    " message, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
 	    " RETURNING " NOTIFICATION_COLS;
-	const char *project = NULL, *session = NULL, *reaction = NULL, *message;
 	char project_buf[128];
-	int priority, rc;
 	sqlite3_stmt *s;
+	int rc;
 
-	if (rpc_get_str(p, "project_id", RPC_OPTIONAL, &project) == -1 ||
-	    rpc_get_str(p, "session_id", RPC_OPTIONAL, &session) == -1 ||
-	    rpc_get_enum(p, "priority", RPC_REQUIRED, priorities, &priority) == -1 ||
-	    rpc_get_str(p, "reaction", RPC_OPTIONAL, &reaction) == -1 ||
-	    rpc_get_str(p, "message", RPC_REQUIRED, &message) == -1 ||
-	    rpc_params_end(p) == -1 || nonempty(p, "message", message) == -1)
-		return -1;
 	if (session != NULL && project == NULL) {
 		s = store_stmt(st, sql_project);
 		bind_str(s, 1, session);
@@ -1095,6 +1150,137 @@ notification_add(struct store *st, struct rpc_params *p, msgpack_packer *out,
 	bind_str(s, 5, message);
 	sqlite3_bind_int64(s, 6, store_now(st));
 	return pack_one(st, s, out, err, "notification", "");
+}
+
+static int
+notification_add(struct store *st, struct rpc_params *p, msgpack_packer *out,
+    struct rpc_error *err)
+{
+	const char *project = NULL, *session = NULL, *reaction = NULL, *message;
+	int priority;
+
+	if (rpc_get_str(p, "project_id", RPC_OPTIONAL, &project) == -1 ||
+	    rpc_get_str(p, "session_id", RPC_OPTIONAL, &session) == -1 ||
+	    rpc_get_enum(p, "priority", RPC_REQUIRED, priorities, &priority) == -1 ||
+	    rpc_get_str(p, "reaction", RPC_OPTIONAL, &reaction) == -1 ||
+	    rpc_get_str(p, "message", RPC_REQUIRED, &message) == -1 ||
+	    rpc_params_end(p) == -1 || nonempty(p, "message", message) == -1)
+		return -1;
+	return notification_insert(st, project, session, priority, reaction, message,
+	    out, err);
+}
+
+/*
+ * session.apply: one lifecycle step of lcmd, in one transaction — the
+ * session's new fields, its reaction budgets and the notifications it
+ * raised.  Either all of it is stored or none, so a restart of lcmd at any
+ * point never leaves a budget spent without its state, or a page recorded
+ * twice.
+ *
+ *   {id, update?: {fields},
+ *    trackers?: [{reaction, attempts, first_at?, last_at?, signature?,
+ *                 escalated?} | {reaction, clear: true}  ("*": all)],
+ *    notifications?: [{priority, reaction?, message}]}
+ *   → {session, notifications: [...]}
+ */
+static int
+session_apply(struct store *st, struct rpc_params *p, msgpack_packer *out,
+    struct rpc_error *err)
+{
+	static const char sql_clear_all[] =
+	    "DELETE FROM reaction_trackers WHERE session_id = ?1";
+	static const char sql_clear_one[] =
+	    "DELETE FROM reaction_trackers WHERE session_id = ?1 AND reaction = ?2";
+	const msgpack_object *update = NULL, *trackers = NULL, *notes = NULL;
+	struct rpc_params sub;
+	struct rpc_buf nbuf;
+	const char *id;
+	char path[40];
+	sqlite3_stmt *s;
+	uint32_t i;
+
+	if (rpc_get_str(p, "id", RPC_REQUIRED, &id) == -1 ||
+	    rpc_get_map(p, "update", RPC_OPTIONAL, &update) == -1 ||
+	    rpc_get_array(p, "trackers", RPC_OPTIONAL, &trackers) == -1 ||
+	    rpc_get_array(p, "notifications", RPC_OPTIONAL, &notes) == -1 ||
+	    rpc_params_end(p) == -1)
+		return -1;
+	if (session_exists(st, id, err) == -1)
+		return -1;
+	if (update != NULL && (bind_update(st, &update->via.map, NULL, p->zone, false,
+	    err) == -1 || exec_update(st, id, err) == -1))
+		return -1;
+	for (i = 0; trackers != NULL && i < trackers->via.array.size; i++) {
+		const msgpack_object *o = &trackers->via.array.ptr[i];
+		struct tracker t;
+		bool clear_it = false;
+
+		snprintf(path, sizeof(path), "trackers[%u]", i);
+		if (o->type != MSGPACK_OBJECT_MAP)
+			return rpc_error_set(err, RPC_BAD_REQUEST, "%s must be a map",
+			    path);
+		/* {reaction, clear: true} deletes; "*" clears them all. */
+		if (rpc_params_init(&sub, o, p->zone, path, err) == -1 ||
+		    rpc_get_bool(&sub, "clear", RPC_OPTIONAL, &clear_it) == -1)
+			return -1;
+		if (clear_it) {
+			const char *reaction;
+
+			if (rpc_get_str(&sub, "reaction", RPC_REQUIRED, &reaction) == -1 ||
+			    rpc_params_end(&sub) == -1)
+				return -1;
+			if (strcmp(reaction, "*") == 0) {
+				s = store_stmt(st, sql_clear_all);
+				bind_str(s, 1, id);
+			} else {
+				s = store_stmt(st, sql_clear_one);
+				bind_str(s, 1, id);
+				bind_str(s, 2, reaction);
+			}
+			if (step_done(st, s, err) == -1)
+				return -1;
+			continue;
+		}
+		if (tracker_parse(&sub, &t) == -1 || rpc_params_end(&sub) == -1 ||
+		    tracker_put(st, id, &t, NULL, err) == -1)
+			return -1;
+	}
+	rpc_buf_init(&nbuf);
+	for (i = 0; notes != NULL && i < notes->via.array.size; i++) {
+		const char *reaction = NULL, *message;
+		int priority;
+
+		snprintf(path, sizeof(path), "notifications[%u]", i);
+		if (rpc_params_init(&sub, &notes->via.array.ptr[i], p->zone, path,
+		    err) == -1 ||
+		    rpc_get_enum(&sub, "priority", RPC_REQUIRED, priorities,
+		    &priority) == -1 ||
+		    rpc_get_str(&sub, "reaction", RPC_OPTIONAL, &reaction) == -1 ||
+		    rpc_get_str(&sub, "message", RPC_REQUIRED, &message) == -1 ||
+		    rpc_params_end(&sub) == -1 ||
+		    nonempty(&sub, path, message) == -1 ||
+		    notification_insert(st, NULL, id, priority, reaction, message,
+		    &nbuf.pk, err) == -1) {
+			rpc_buf_free(&nbuf);
+			return -1;
+		}
+		if (notes->via.array.ptr[i].type != MSGPACK_OBJECT_MAP) {
+			rpc_buf_free(&nbuf);
+			return rpc_error_set(err, RPC_BAD_REQUEST, "%s must be a map",
+			    path);
+		}
+	}
+	msgpack_pack_map(out, 2);
+	rpc_pack_str(out, "session");
+	if (session_pack(st, id, out, err) == -1) {
+		rpc_buf_free(&nbuf);
+		return -1;
+	}
+	rpc_pack_str(out, "notifications");
+	msgpack_pack_array(out, notes != NULL ? notes->via.array.size : 0);
+	msgpack_pack_str_body(out, nbuf.sb.data, nbuf.sb.size);
+	rpc_buf_free(&nbuf);
+	return 0;
 }
 
 static int
@@ -1256,6 +1442,7 @@ static const struct api_method api_methods[] = {
 	{ "session.get", false, session_get },
 	{ "session.list", false, session_list },
 	{ "session.update", true, session_update },
+	{ "session.apply", true, session_apply },
 	{ "pr.write_observation", true, pr_write_observation },
 	{ "pr.list", false, pr_list },
 	{ "pr.get", false, pr_get },

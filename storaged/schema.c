@@ -231,6 +231,16 @@ static const char *const migrations[] = {
 	"      'priority', NEW.priority, 'reaction', NEW.reaction,"
 	"      'message', NEW.message), NEW.created_at);"
 	"END;",
+
+	/*
+	 * 2: lifecycle bookkeeping for lcmd — the state a detecting session
+	 * recovers to, and the count of consecutive probes that found it dead.
+	 */
+	"ALTER TABLE sessions ADD COLUMN state_before_detecting TEXT"
+	"  CONSTRAINT state_before_detecting CHECK (state_before_detecting IN"
+	"    ('not_started','working','idle','needs_input','stuck'));"
+	"ALTER TABLE sessions ADD COLUMN dead_probes INTEGER NOT NULL DEFAULT 0"
+	"  CHECK (dead_probes >= 0);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -48,6 +48,8 @@ void store_close(struct store *);
 int64_t store_now(const struct store *);
 /* A reset prepared statement for a static SQL literal (prepared once). */
 sqlite3_stmt *store_stmt(struct store *, const char *sql);
+/* The same statement with its bindings kept (no reset): for two-phase use. */
+sqlite3_stmt *store_stmt_bound(struct store *, const char *sql);
 /* Maps the last SQLite failure (rc) to an rpc error; returns -1. */
 int store_sqlerr(struct store *, int rc, struct rpc_error *);
 /* Runs one statement-free SQL command such as "BEGIN IMMEDIATE". */

@@ -88,6 +88,17 @@ store_stmt(struct store *st, const char *sql)
 	return s;
 }
 
+sqlite3_stmt *
+store_stmt_bound(struct store *st, const char *sql)
+{
+	int i;
+
+	for (i = 0; i < st->nstmts; i++)
+		if (st->stmts[i].sql == sql)
+			return st->stmts[i].st;
+	fatalx("store_stmt_bound: statement was never prepared");
+}
+
 int
 store_sqlerr(struct store *st, int rc, struct rpc_error *err)
 {

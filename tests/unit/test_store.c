@@ -948,6 +948,65 @@ START_TEST(bad_input)
 }
 END_TEST
 
+/* session.apply: state, budgets and notifications in one step, or nothing. */
+START_TEST(session_apply)
+{
+	json_t *r, *t;
+	json_int_t h;
+
+	session_with_project();
+	ok("reaction.put", "{\"session_id\": \"app-1\", \"reaction\": \"old\","
+	    " \"attempts\": 1}");
+	h = head();
+	OK(r, "session.apply", "{\"id\": \"app-1\","
+	    " \"update\": {\"state\": \"detecting\", \"state_before_detecting\":"
+	    "   \"working\", \"dead_probes\": 1, \"detecting_attempts\": 1},"
+	    " \"trackers\": [{\"reaction\": \"*\", \"clear\": true},"
+	    "   {\"reaction\": \"ci-failed/build\", \"attempts\": 2,"
+	    "    \"signature\": \"c2\", \"first_at\": 5}],"
+	    " \"notifications\": [{\"priority\": \"urgent\", \"reaction\":"
+	    "   \"agent-stuck\", \"message\": \"stuck\"}]}");
+	ck_assert_str_eq(str(json_object_get(r, "session"), "state"), "detecting");
+	ck_assert_str_eq(str(json_object_get(r, "session"), "state_before_detecting"),
+	    "working");
+	ck_assert_int_eq(num(json_object_get(r, "session"), "dead_probes"), 1);
+	ck_assert_int_eq(json_array_size(json_object_get(r, "notifications")), 1);
+	ck_assert_str_eq(str(json_array_get(json_object_get(r, "notifications"), 0),
+	    "project_id"), "app");
+	json_decref(r);
+	static const char *const both[] = { "session_updated", "notification_created",
+		NULL };
+	expect_events(h, both);
+	OK(r, "reaction.get", "{\"session_id\": \"app-1\"}");
+	t = json_object_get(r, "trackers");
+	ck_assert_int_eq(json_array_size(t), 1);
+	ck_assert_str_eq(str(json_array_get(t, 0), "reaction"), "ci-failed/build");
+	json_decref(r);
+
+	/* One bad part (the second notification) and nothing is stored. */
+	h = head();
+	fails("session.apply", "{\"id\": \"app-1\", \"update\": {\"state\":"
+	    " \"idle\"}, \"trackers\": [{\"reaction\": \"ci-failed/build\","
+	    " \"clear\": true}], \"notifications\": [{\"priority\": \"info\","
+	    " \"message\": \"a\"}, {\"priority\": \"loud\", \"message\": \"b\"}]}",
+	    RPC_BAD_REQUEST);
+	expect_events(h, NONE);
+	OK(r, "session.get", "{\"id\": \"app-1\"}");
+	ck_assert_str_eq(str(r, "state"), "detecting");
+	json_decref(r);
+	OK(r, "reaction.get", "{\"session_id\": \"app-1\"}");
+	ck_assert_int_eq(json_array_size(json_object_get(r, "trackers")), 1);
+	json_decref(r);
+	fails("session.apply", "{\"id\": \"app-9\"}", RPC_NOT_FOUND);
+	fails("session.apply", "{\"id\": \"app-1\", \"update\": {\"bogus\": 1}}",
+	    RPC_BAD_REQUEST);
+	fails("session.apply", "{\"id\": \"app-1\", \"update\": {"
+	    "\"state_before_detecting\": \"terminated\"}}", RPC_BAD_REQUEST);
+	fails("session.apply", "{\"id\": \"app-1\", \"trackers\": [5]}",
+	    RPC_BAD_REQUEST);
+}
+END_TEST
+
 Suite *
 store_suite(void)
 {
@@ -967,6 +1026,7 @@ store_suite(void)
 	tcase_add_test(tc, reactions);
 	tcase_add_test(tc, notifications);
 	tcase_add_test(tc, changelog_and_consumers);
+	tcase_add_test(tc, session_apply);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("maintenance");
 	tcase_add_checked_fixture(tc, setup, teardown);
