@@ -1,7 +1,9 @@
-/* ao-lcmd: sessions, their lifecycle and reactions (DESIGN.md §6). */
+/* ao-lcmd: sessions, their lifecycle and reactions (DESIGN.md §6).  Private header. */
 #ifndef AO_LCMD_H
 #define AO_LCMD_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct lcmd_config {
@@ -15,6 +17,189 @@ struct lcmd_config {
 	int64_t max_sessions;		/* live sessions at once */
 	char *tmux_socket;		/* "" for tmux's default server */
 	int64_t max_message_bytes;	/* largest msgpack-rpc message */
+	char *notify_command;		/* argv as words; "" for none */
+	char *notify_desktop;		/* auto | on | off */
+	char *notify_urgent;		/* notifier names per priority */
+	char *notify_action;
+	char *notify_info;
+	char *message_log;		/* audit file of messages to agents */
+	int64_t storaged_timeout_ms;	/* a storaged call's deadline */
 };
+
+/*
+ * model.c — the enumerations of DESIGN.md §6, as indices into name tables
+ * (the names are the wire and database values).
+ */
+enum lstate { ST_NOT_STARTED, ST_WORKING, ST_IDLE, ST_NEEDS_INPUT, ST_STUCK,
+	ST_DETECTING, ST_DONE, ST_TERMINATED };
+enum lreason { RS_NONE = -1, RS_MANUALLY_KILLED, RS_RUNTIME_LOST,
+	RS_AGENT_PROCESS_EXITED, RS_PROBE_FAILURE, RS_ERROR_IN_PROCESS,
+	RS_AUTO_CLEANUP, RS_PR_MERGED };
+enum lactivity { ACT_NONE = -1, ACT_ACTIVE, ACT_READY, ACT_IDLE,
+	ACT_WAITING_INPUT, ACT_BLOCKED, ACT_EXITED };
+enum lpr_state { PRS_DRAFT, PRS_OPEN, PRS_MERGED, PRS_CLOSED };
+enum lreview { RV_NONE, RV_APPROVED, RV_CHANGES_REQUESTED, RV_REVIEW_REQUIRED };
+enum lci { CI_UNKNOWN, CI_PENDING, CI_PASSING, CI_FAILING };
+enum lmerge { MG_UNKNOWN, MG_MERGEABLE, MG_CONFLICTING, MG_BLOCKED, MG_UNSTABLE };
+enum lcheck_status { CHK_UNKNOWN, CHK_QUEUED, CHK_IN_PROGRESS, CHK_PASSED,
+	CHK_FAILED, CHK_SKIPPED, CHK_CANCELLED };
+enum lprobe { PROBE_ALIVE, PROBE_DEAD, PROBE_FAILED, PROBE_UNKNOWN };
+enum lproc { PROC_ALIVE, PROC_DEAD, PROC_INDETERMINATE };
+enum lpriority { PRIO_URGENT, PRIO_ACTION, PRIO_INFO };
+
+extern const char *const model_states[];
+extern const char *const model_reasons[];
+extern const char *const model_activities[];
+extern const char *const model_pr_states[];
+extern const char *const model_reviews[];
+extern const char *const model_ci[];
+extern const char *const model_merge[];
+extern const char *const model_check_statuses[];
+extern const char *const model_probes[];
+extern const char *const model_procs[];
+extern const char *const model_priorities[];
+
+/* The index of s in a NULL-terminated table, or -1. */
+int model_parse(const char *const *names, const char *s);
+
+/* The facts the lifecycle works from, loaded fresh from storaged per input. */
+struct lsession {
+	char id[128];
+	char project_id[80];
+	char runtime[16];
+	enum lstate state;
+	int reason;			/* enum lreason */
+	bool is_alive;
+	int activity;			/* enum lactivity */
+	int64_t activity_at;		/* 0: never */
+	char activity_source[64];
+	int64_t detecting_attempts;
+	int64_t detecting_started_at;	/* 0: not detecting */
+	char evidence_hash[65];
+	int state_before_detecting;	/* enum lstate, or -1 */
+	int64_t dead_probes;
+	int64_t created_at;
+};
+
+struct lpr {
+	char url[512];
+	int64_t number;
+	enum lpr_state state;
+	enum lreview review;
+	enum lci ci;
+	enum lmerge merge;
+	int64_t created_at;
+};
+
+struct lcheck {
+	char name[128];
+	char commit[96];
+	enum lcheck_status status;
+	const char *log_tail;		/* owned by the caller, may be NULL */
+	const char *url;
+};
+
+struct lcomment {
+	char id[96];
+	const char *author, *file, *body;	/* owned by the caller */
+	int64_t line;			/* 0: none */
+	bool resolved;
+};
+
+struct ltracker {
+	char reaction[160];
+	int64_t attempts;
+	int64_t first_at, last_at;	/* 0: none */
+	char signature[600];
+	bool escalated;
+};
+
+struct lfacts {
+	struct lsession session;
+	const struct lpr *prs;		/* all of the session's, newest first */
+	size_t nprs;
+	const struct lcheck *checks;	/* the primary PR's runs, newest first */
+	size_t nchecks;
+	const struct lcomment *comments;	/* the primary PR's */
+	size_t ncomments;
+	const struct ltracker *trackers;
+	size_t ntrackers;
+};
+
+/* status.c — display status, derived on read, never stored. */
+/* The PR a status is derived from: the newest draft/open one, else the newest. */
+const struct lpr *status_pick_pr(const struct lpr *prs, size_t n);
+const char *status_derive(const struct lsession *, const struct lpr *pr,
+    bool unresolved_comments);
+
+/* evidence.c — probe evidence fingerprints for detecting's anti-flap. */
+/*
+ * Strips ISO-8601 datetimes, hh:mm:ss(.frac) times and 10–13 digit epochs,
+ * collapses whitespace runs to one space and trims; out gets the result
+ * (NUL-terminated, truncated to outlen).
+ */
+void evidence_normalize(const char *in, char *out, size_t outlen);
+/* SHA-256 of the normalized evidence, as 64 hex digits + NUL. */
+void evidence_hash(const char *evidence, char out[65]);
+
+/* reducer.c — the lifecycle as a pure function. */
+enum linput_type {
+	IN_SPAWN_OK,
+	IN_SPAWN_FAILED,
+	IN_ACTIVITY,
+	IN_PROBE,
+	IN_PR,		/* a PR observation was stored; facts hold the result */
+	IN_KILL,
+	IN_RESTORE,
+	IN_TICK,
+	IN_DONE,
+	IN_CLEANUP,
+};
+
+struct linput {
+	enum linput_type type;
+	int activity;			/* IN_ACTIVITY: enum lactivity */
+	const char *source;		/* IN_ACTIVITY */
+	int probe_runtime;		/* IN_PROBE: enum lprobe */
+	int probe_process;		/* IN_PROBE: enum lproc */
+	const char *evidence;		/* IN_PROBE, may be NULL */
+	const char *error;		/* IN_SPAWN_FAILED */
+};
+
+#define EFFECTS_MAX 16
+
+struct lnote {
+	enum lpriority priority;
+	char reaction[160];
+	char *message;
+};
+
+struct ltracker_op {
+	struct ltracker t;
+	bool clear;		/* delete t.reaction ("*": all) */
+};
+
+struct leffects {
+	struct lsession next;		/* the session after the input */
+	bool stop_runtime;
+	char *messages[EFFECTS_MAX];	/* to the agent, in order */
+	int nmessages;
+	struct lnote notes[EFFECTS_MAX];	/* to humans */
+	int nnotes;
+	struct ltracker_op trackers[EFFECTS_MAX];
+	int ntrackers;
+};
+
+/*
+ * Applies one input to the facts at time now.  Fills out (which the caller
+ * frees with reducer_effects_free): the next session, the runtime to stop,
+ * the messages for the agent, the notifications and the tracker changes.
+ * No I/O.
+ */
+void reducer_apply(const struct lfacts *, const struct linput *, int64_t now,
+    const struct lcmd_config *, struct leffects *out);
+void reducer_effects_free(struct leffects *);
+/* Whether the session fields the lifecycle owns differ. */
+bool reducer_session_changed(const struct lsession *a, const struct lsession *b);
 
 #endif
