@@ -224,7 +224,8 @@ reader_snapshot(struct reader *r, struct rpc_buf *out, int64_t *seq,
 		{ "session", "SELECT id, project_id, num, issue_id, kind, harness,"
 		    " runtime, state, termination_reason, is_alive, activity_state,"
 		    " activity_at, activity_source, branch, workspace_path,"
-		    " runtime_handle, prompt, created_at, updated_at FROM sessions"
+		    " runtime_handle, prompt, created_at, updated_at,"
+		    " json(command) AS command FROM sessions"
 		    " ORDER BY created_at, id" },
 		{ "pr", "SELECT url, session_id, number, state, review_decision,"
 		    " ci_state, mergeability, created_at, updated_at FROM pr"

@@ -47,7 +47,7 @@ static const char *const priorities[] = { "urgent", "action", "info", NULL };
 	"activity_source, detecting_attempts, detecting_started_at, " \
 	"detecting_evidence_hash, branch, workspace_path, runtime_handle, " \
 	"agent_session_id, prompt, created_at, updated_at, " \
-	"state_before_detecting, dead_probes"
+	"state_before_detecting, dead_probes, command"
 #define PR_COLS "url, session_id, number, state, review_decision, ci_state, " \
 	"mergeability, created_at, updated_at"
 #define CHECK_COLS "pr_url, name, commit_hash, status, url, log_tail, " \
@@ -67,9 +67,27 @@ bool_column(const char *name)
 	    strcmp(name, "escalated") == 0;
 }
 
+/* Columns that hold JSON text and are shown as the value itself. */
+static bool
+json_column(const char *name)
+{
+	return strcmp(name, "command") == 0;
+}
+
 static void
 pack_column(msgpack_packer *pk, sqlite3_stmt *s, int i)
 {
+	if (sqlite3_column_type(s, i) == SQLITE_TEXT &&
+	    json_column(sqlite3_column_name(s, i))) {
+		json_error_t jerr;
+		json_t *j = json_loadb((const char *)sqlite3_column_text(s, i),
+		    (size_t)sqlite3_column_bytes(s, i), 0, &jerr);
+
+		if (j == NULL || jsonmp_pack(pk, j) == -1)
+			msgpack_pack_nil(pk);
+		json_decref(j);
+		return;
+	}
 	switch (sqlite3_column_type(s, i)) {
 	case SQLITE_NULL:
 		msgpack_pack_nil(pk);
@@ -383,17 +401,19 @@ session_create(struct store *st, struct rpc_params *p, msgpack_packer *out,
 	/* The number is taken inside the write transaction: no two creates collide. */
 	static const char sql[] =
 	    "INSERT INTO sessions (id, project_id, num, issue_id, kind, harness,"
-	    " runtime, branch, workspace_path, prompt, agent_session_id,"
+	    " runtime, branch, workspace_path, prompt, agent_session_id, command,"
 	    " created_at, updated_at)"
-	    " SELECT ?1 || '-' || n, ?1, n, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10"
+	    " SELECT ?1 || '-' || n, ?1, n, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11,"
+	    " ?10, ?10"
 	    " FROM (SELECT COALESCE(MAX(num), 0) + 1 AS n FROM sessions"
 	    " WHERE project_id = ?1)"
 	    " RETURNING id";
 	const char *project, *issue = NULL, *harness = NULL, *branch = NULL;
-	const char *workspace = NULL, *prompt = NULL, *agent = NULL;
+	const char *workspace = NULL, *prompt = NULL, *agent = NULL, **argv = NULL;
 	int kind = 0, runtime = 0, rc;
+	char id[128], *command = NULL;
 	sqlite3_stmt *s;
-	char id[128];
+	size_t argc = 0, i;
 
 	if (rpc_get_str(p, "project_id", RPC_REQUIRED, &project) == -1 ||
 	    rpc_get_str(p, "issue_id", RPC_OPTIONAL, &issue) == -1 ||
@@ -404,8 +424,22 @@ session_create(struct store *st, struct rpc_params *p, msgpack_packer *out,
 	    rpc_get_str(p, "workspace_path", RPC_OPTIONAL, &workspace) == -1 ||
 	    rpc_get_str(p, "prompt", RPC_OPTIONAL, &prompt) == -1 ||
 	    rpc_get_str(p, "agent_session_id", RPC_OPTIONAL, &agent) == -1 ||
+	    rpc_get_str_array(p, "command", RPC_OPTIONAL, &argv, &argc) == -1 ||
 	    rpc_params_end(p) == -1 || project_check(st, project, true, err) == -1)
 		return -1;
+	if (argv != NULL) {
+		json_t *a = json_array();
+
+		if (argc == 0 || argv[0][0] == '\0') {
+			json_decref(a);
+			return rpc_error_set(err, RPC_BAD_REQUEST,
+			    "command must be a non-empty argv array");
+		}
+		for (i = 0; i < argc; i++)
+			json_array_append_new(a, json_string(argv[i]));
+		command = json_dumps(a, JSON_COMPACT);
+		json_decref(a);
+	}
 	s = store_stmt(st, sql);
 	bind_str(s, 1, project);
 	bind_str(s, 2, issue);
@@ -417,7 +451,9 @@ session_create(struct store *st, struct rpc_params *p, msgpack_packer *out,
 	bind_str(s, 8, prompt);
 	bind_str(s, 9, agent);
 	sqlite3_bind_int64(s, 10, store_now(st));
+	bind_str(s, 11, command);
 	rc = sqlite3_step(s);
+	free(command);
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(s);
 		return store_sqlerr(st, rc, err);

@@ -234,13 +234,17 @@ static const char *const migrations[] = {
 
 	/*
 	 * 2: lifecycle bookkeeping for lcmd — the state a detecting session
-	 * recovers to, and the count of consecutive probes that found it dead.
+	 * recovers to, the count of consecutive probes that found it dead —
+	 * and the argv of sessions that run a plain command.
 	 */
 	"ALTER TABLE sessions ADD COLUMN state_before_detecting TEXT"
 	"  CONSTRAINT state_before_detecting CHECK (state_before_detecting IN"
 	"    ('not_started','working','idle','needs_input','stuck'));"
 	"ALTER TABLE sessions ADD COLUMN dead_probes INTEGER NOT NULL DEFAULT 0"
-	"  CHECK (dead_probes >= 0);",
+	"  CHECK (dead_probes >= 0);"
+	/* The argv of a `command` session, as a JSON array of strings. */
+	"ALTER TABLE sessions ADD COLUMN command TEXT"
+	"  CHECK (command IS NULL OR json_type(command) = 'array');",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
