@@ -1,6 +1,15 @@
-/* ao-lcmd: the session state machine; serves lcmd.sock, the public API. */
+/*
+ * ao-lcmd: the lifecycle manager and the public API (lcmd.sock).  A client
+ * of storaged for every read and write: lcmd keeps no cache that could
+ * disagree with the database.  See engine.c for how inputs flow.
+ */
+#include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <event2/event.h>
 
 #include "common/daemon.h"
 #include "common/log.h"
@@ -41,18 +50,116 @@ static const struct config_key lcmd_keys[] = {
 	    offsetof(struct lcmd_config, max_message_bytes), 256,
 	    1024LL * 1024 * 1024,
 	    "largest request or response on lcmd.sock" },
+	{ "notify_command", CONFIG_STR, NULL,
+	    offsetof(struct lcmd_config, notify_command), 0, 0,
+	    "notifier command (words, quotes allowed; run directly, no shell); "
+	    "gets the notification as JSON on stdin and AO_* variables" },
+	{ "notify_desktop", CONFIG_STR, "auto",
+	    offsetof(struct lcmd_config, notify_desktop), 0, 0,
+	    "desktop notifications with notify-send: auto (when installed), on, "
+	    "off" },
+	{ "notify_urgent", CONFIG_STR, "command,desktop",
+	    offsetof(struct lcmd_config, notify_urgent), 0, 0,
+	    "notifiers for urgent notifications (command, desktop, none)" },
+	{ "notify_action", CONFIG_STR, "command,desktop",
+	    offsetof(struct lcmd_config, notify_action), 0, 0,
+	    "notifiers for notifications that ask for an action" },
+	{ "notify_info", CONFIG_STR, "command,desktop",
+	    offsetof(struct lcmd_config, notify_info), 0, 0,
+	    "notifiers for informational notifications" },
+	{ "message_log", CONFIG_STR, NULL,
+	    offsetof(struct lcmd_config, message_log), 0, 0,
+	    "append every message sent to an agent to this file (JSON lines)" },
+	{ "storaged_timeout_ms", CONFIG_MS, "10000",
+	    offsetof(struct lcmd_config, storaged_timeout_ms), 1, 3600000,
+	    "deadline of one call to ao-storaged" },
 	CONFIG_KEY_END
 };
+
+static struct event_base *base;
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	if (sig == SIGHUP) {
+		log_info("SIGHUP: configuration is read at start; restart to apply changes");
+		return;
+	}
+	log_info("shutting down on signal %d", (int)sig);
+	event_base_loopbreak(base);
+}
+
+static void
+storaged_connect(struct client *c, void *arg)
+{
+	(void)c;
+	(void)arg;
+	log_info("connected to ao-storaged");
+}
+
+static void
+storaged_disconnect(struct client *c, const char *reason, void *arg)
+{
+	(void)c;
+	(void)arg;
+	log_warnx("lost ao-storaged (%s): calls fail with unavailable until it "
+	    "returns", reason);
+}
 
 int
 main(int argc, char **argv)
 {
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	static const struct client_cbs ccbs = { storaged_connect, storaged_disconnect,
+		NULL };
+	struct lcmd_ctx ctx;
 	struct daemon_opts opts;
-	struct lcmd_config cfg;
+	struct peer_limits lim;
+	struct event *sigev[3];
+	struct server *srv;
+	char sock[PATH_MAX], err[512];
+	int fd, i;
 
-	memset(&cfg, 0, sizeof(cfg));
+	memset(&ctx, 0, sizeof(ctx));
 	daemon_init(&opts, argc, argv, "lcmd",
 	    "Runs agent sessions through their lifecycle and reacts to their "
-	    "PRs.", lcmd_keys, &cfg);
-	fatalx_perm("not implemented");
+	    "PRs.", lcmd_keys, &ctx.cfg);
+	signal(SIGPIPE, SIG_IGN);
+	if (paths_socket(&opts.paths, "storaged.sock", sock, sizeof(sock), err,
+	    sizeof(err)) == -1 ||
+	    paths_socket(&opts.paths, "lcmd.sock", ctx.lcmd_socket,
+	    sizeof(ctx.lcmd_socket), err, sizeof(err)) == -1)
+		fatalx_perm("%s", err);
+	fd = daemon_listen(&opts, "lcmd.sock");
+	if ((base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	ctx.base = base;
+	ctx.storaged = client_new(base, sock, &ccbs, NULL, NULL);
+	ctx.notify = notify_new(&ctx);
+	ctx.messenger = messenger_new(&ctx);
+	peer_limits_default(&lim);
+	lim.max_msg = (size_t)ctx.cfg.max_message_bytes;
+	if (lim.out_cap < 2 * lim.max_msg)
+		lim.out_cap = 2 * lim.max_msg;
+	srv = server_new(base, fd, "lcmd", api_methods, NULL, &ctx, &lim);
+	for (i = 0; i < 3; i++) {
+		sigev[i] = evsignal_new(base, sigs[i], on_signal, NULL);
+		evsignal_add(sigev[i], NULL);
+	}
+	daemon_ready(&opts);
+	event_base_dispatch(base);
+
+	server_free(srv);
+	client_free(ctx.storaged);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	notify_free(ctx.notify);
+	messenger_free(ctx.messenger);
+	for (i = 0; i < 3; i++)
+		event_free(sigev[i]);
+	event_base_free(base);
+	config_free(lcmd_keys, &ctx.cfg);
+	daemon_opts_free(&opts);
+	return 0;
 }

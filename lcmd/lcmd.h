@@ -203,3 +203,112 @@ void reducer_effects_free(struct leffects *);
 bool reducer_session_changed(const struct lsession *a, const struct lsession *b);
 
 #endif
+
+/* ---- the daemon around the core ---- */
+
+#include <event2/event.h>
+#include <msgpack.h>
+
+#include "proto/client.h"
+#include "proto/server.h"
+
+struct notify;
+struct messenger;
+
+struct lcmd_stats {
+	uint64_t inputs, input_errors;
+	uint64_t notes_sent, notes_failed, notes_timed_out;
+	uint64_t messages_sent, messages_failed;
+};
+
+struct lcmd_ctx {
+	struct lcmd_config cfg;
+	struct event_base *base;
+	struct client *storaged;
+	struct notify *notify;
+	struct messenger *messenger;
+	struct lcmd_stats stats;
+	char lcmd_socket[4096];
+};
+
+/* calls.c — several storaged calls in flight, one continuation when all are back. */
+struct held {
+	char *bytes;
+	size_t len;
+	msgpack_unpacked up;	/* up.data: a copy that outlives the callback */
+};
+
+struct calls;
+typedef void (*calls_done_fn)(struct calls *, void *arg);
+
+struct calls *calls_new(struct client *, int max, calls_done_fn, void *arg);
+/* Queues a call; params is one packed map or NULL.  Returns its index. */
+int calls_add(struct calls *, const char *method, const void *params, size_t plen,
+    int64_t timeout_ms);
+/* Arms the continuation; it runs from the loop once every call is back. */
+void calls_go(struct calls *);
+/* The result of call i, or NULL with *err set. */
+const msgpack_object *calls_result(struct calls *, int i, const struct rpc_error **err);
+/* Moves call i's result into h (which the caller frees with held_free). */
+void calls_take(struct calls *, int i, struct held *h);
+void calls_free(struct calls *);
+void held_set(struct held *, const msgpack_object *);
+void held_free(struct held *);
+
+/* facts.c — storaged's maps into the core's structs. */
+int facts_session(const msgpack_object *, struct lsession *);
+int facts_pr(const msgpack_object *, struct lpr *);
+int facts_check(const msgpack_object *, struct lcheck *);
+int facts_comment(const msgpack_object *, struct lcomment *);
+void facts_check_free(struct lcheck *);
+void facts_comment_free(struct lcomment *);
+int facts_tracker(const msgpack_object *, struct ltracker *);
+/* Packs the session.apply params for the effects of one step. */
+void facts_pack_apply(msgpack_packer *, const struct lsession *prev,
+    const struct leffects *);
+
+/* notify.c — notifiers: child processes with a deadline, routed by priority. */
+struct notify *notify_new(struct lcmd_ctx *);
+void notify_free(struct notify *);
+/* Delivers one stored notification (a storaged notification map). */
+void notify_deliver(struct notify *, const msgpack_object *notification);
+/* In flight + queued deliveries. */
+unsigned notify_pending(const struct notify *);
+
+/* messenger.c — text to an agent. */
+typedef void (*messenger_cb)(void *arg, const char *error);
+struct messenger *messenger_new(struct lcmd_ctx *);
+void messenger_free(struct messenger *);
+/*
+ * Sends text to the session's agent; cb gets NULL on delivery or the
+ * reason it failed.  Every attempt is appended to message_log when set.
+ */
+void messenger_send(struct messenger *, const struct lsession *, const char *text,
+    messenger_cb cb, void *arg);
+
+/* engine.c — inputs applied per session, in order; sessions independent. */
+struct job;
+enum job_check {
+	JOB_ANY,		/* any state */
+	JOB_LIVE,		/* not terminated, else invalid_state */
+	JOB_RESTORABLE,		/* terminated or done, else invalid_state */
+};
+/*
+ * Applies input to session id and answers req (may be NULL) with the
+ * session map plus status and pr.  When prelude_method is set, that storaged
+ * write (params prelude, one packed map) runs first in the session's turn.
+ */
+void engine_submit(struct lcmd_ctx *, const char *id, const struct linput *input,
+    enum job_check, struct peer_req *req, const char *prelude_method,
+    const void *prelude, size_t prelude_len);
+/* session.send through the session's queue. */
+void engine_send(struct lcmd_ctx *, const char *id, const char *text,
+    struct peer_req *req);
+/* session.get and session.list with derived status (no queue: reads). */
+void engine_get(struct lcmd_ctx *, const char *id, struct peer_req *req);
+void engine_list(struct lcmd_ctx *, const msgpack_object *params, struct peer_req *req);
+unsigned engine_busy(void);
+unsigned engine_queued(void);
+
+/* api.c — the lcmd.sock method table. */
+extern const struct server_method api_methods[];

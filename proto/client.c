@@ -148,6 +148,12 @@ client_connected(const struct client *c)
 	return c->peer != NULL && !peer_closed(c->peer);
 }
 
+struct event_base *
+client_base(const struct client *c)
+{
+	return c->base;
+}
+
 int64_t
 client_backoff_ms(const struct client *c)
 {

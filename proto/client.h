@@ -35,6 +35,7 @@ struct client *client_new(struct event_base *, const char *path,
 void client_free(struct client *);
 
 bool client_connected(const struct client *);
+struct event_base *client_base(const struct client *);
 /* Current reconnect delay, for tests and stats. */
 int64_t client_backoff_ms(const struct client *);
 
