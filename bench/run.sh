@@ -9,3 +9,6 @@ echo "## protocol layer"
 echo
 echo "## storaged"
 "$bench_dir/storaged_bench" "$bin_dir"
+echo
+echo "## cdcd"
+"$bench_dir/cdcd_bench" "$bin_dir"

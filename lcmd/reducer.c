@@ -150,6 +150,10 @@ entered(const struct lsession *prev, const struct lsession *next, struct leffect
 {
 	if (prev->state == next->state && prev->reason == next->reason)
 		return;
+	/* Back from a detecting blip to where it was: nothing new to tell. */
+	if (prev->state == ST_DETECTING &&
+	    prev->state_before_detecting == (int)next->state)
+		return;
 	if (next->state == ST_STUCK)
 		notify(e, PRIO_URGENT, "agent-stuck", xasprintf("Session %s is stuck "
 		    "and needs a human.", next->id));
@@ -210,8 +214,7 @@ enter_detecting(struct lsession *s, const char *evidence, int64_t now,
 
 	evidence_hash(evidence, hash);
 	if (s->state != ST_DETECTING) {
-		s->state_before_detecting = s->state == ST_STUCK ? ST_WORKING :
-		    (int)s->state;
+		s->state_before_detecting = (int)s->state;
 		s->state = ST_DETECTING;
 		s->detecting_started_at = now;
 		s->detecting_attempts = 1;
@@ -522,6 +525,14 @@ react_pr(const struct lfacts *f, const struct lpr *pr, int64_t now,
 	}
 }
 
+/* Idle, or detecting while it was idle: a probe blip keeps the idle budget. */
+static bool
+idle_like(const struct lsession *s)
+{
+	return s->state == ST_IDLE || (s->state == ST_DETECTING &&
+	    s->state_before_detecting == ST_IDLE);
+}
+
 void
 reducer_apply(const struct lfacts *f, const struct linput *in, int64_t now,
     const struct lcmd_config *c, struct leffects *e)
@@ -611,8 +622,8 @@ reducer_apply(const struct lfacts *f, const struct linput *in, int64_t now,
 	 * escalated if it stays idle.
 	 */
 	live_pr = pr != NULL && (pr->state == PRS_OPEN || pr->state == PRS_DRAFT);
-	react_timed(f, "agent-idle", s->state == ST_IDLE && !live_pr,
-	    prev->state != ST_IDLE, "You seem to be idle. If the task is done, "
+	react_timed(f, "agent-idle", idle_like(s) && !live_pr, !idle_like(prev),
+	    "You seem to be idle. If the task is done, "
 	    "open a pull request (or say so); otherwise, continue with it.",
 	    now, c, e, "the agent has been idle");
 }
