@@ -29,6 +29,13 @@ usage(FILE *f)
 	    "usage: ao [options] COMMAND [ARGS]\n"
 	    "\n"
 	    "commands:\n"
+	    "  project add PATH [--id ID] [--origin URL] [--name NAME]\n"
+	    "  project ls [--all] | get ID | rm ID\n"
+	    "  session ls [--project P] [--all]\n"
+	    "  session get|kill|restore|done|cleanup ID\n"
+	    "  send ID MESSAGE...             message the session's agent (\"-\": stdin)\n"
+	    "  pr observe SESSION < obs.json  record a PR observation (JSON on stdin)\n"
+	    "  notifications [--limit N]      the latest notifications\n"
 	    "  hello [COMPONENT]              identify a daemon (default lcmd)\n"
 	    "  ping [COMPONENT]               check that a daemon answers\n"
 	    "  call COMPONENT METHOD [JSON]   call any method; JSON is the params\n"
@@ -161,6 +168,16 @@ main(int argc, char **argv)
 		fprintf(stderr, "ao: %s\n", err);
 		return 1;
 	}
+	if (strcmp(argv[i], "project") == 0)
+		return lc_project(&cli, argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "session") == 0)
+		return lc_session(&cli, argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "send") == 0)
+		return lc_send(&cli, argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "pr") == 0)
+		return lc_pr(&cli, argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "notifications") == 0)
+		return lc_notifications(&cli, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "watch") == 0)
 		return watch_main(&cli, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "call") == 0)

@@ -32,8 +32,8 @@ cli_print_json(const struct cli *cli, json_t *j)
 	fflush(stdout);
 }
 
-int
-cli_call(const struct cli *cli, const char *component, const char *method,
+json_t *
+cli_request(const struct cli *cli, const char *component, const char *method,
     const void *params, size_t plen)
 {
 	char sock[PATH_MAX], err[512];
@@ -43,12 +43,12 @@ cli_call(const struct cli *cli, const char *component, const char *method,
 	json_t *j;
 
 	if (cli_socket(cli, component, sock, sizeof(sock)) == -1)
-		return 1;
+		return NULL;
 	if ((bc = bclient_connect(sock, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "ao: cannot reach ao-%s: %s\n"
 		    "ao: is the daemon set running? (make run, or systemctl start ao)\n",
 		    component, err);
-		return 1;
+		return NULL;
 	}
 	if (bclient_call(bc, method, params, plen, cli->timeout_ms, &res, &rerr) == -1) {
 		fprintf(stderr, "ao: %s: %s: %s%s%s%s%s%s\n", method,
@@ -57,13 +57,42 @@ cli_call(const struct cli *cli, const char *component, const char *method,
 		    rerr.extra_key[0] != '\0' ? ": " : "", rerr.extra_val,
 		    rerr.extra_key[0] != '\0' ? ")" : "");
 		bclient_free(bc);
-		return 1;
+		return NULL;
 	}
 	j = jsonmp_from_object(res.m.result);
-	cli_print_json(cli, j);
-	json_decref(j);
 	bclient_msg_free(&res);
 	bclient_free(bc);
+	return j;
+}
+
+json_t *
+cli_request_json(const struct cli *cli, const char *component, const char *method,
+    json_t *params)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	json_t *r;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	if (params != NULL)
+		jsonmp_pack(&pk, params);
+	r = cli_request(cli, component, method, params != NULL ? sb.data : NULL,
+	    params != NULL ? sb.size : 0);
+	msgpack_sbuffer_destroy(&sb);
+	return r;
+}
+
+int
+cli_call(const struct cli *cli, const char *component, const char *method,
+    const void *params, size_t plen)
+{
+	json_t *j = cli_request(cli, component, method, params, plen);
+
+	if (j == NULL)
+		return 1;
+	cli_print_json(cli, j);
+	json_decref(j);
 	return 0;
 }
 

@@ -26,9 +26,21 @@ int cli_socket(const struct cli *, const char *component, char *buf, size_t len)
  */
 int cli_call(const struct cli *, const char *component, const char *method,
     const void *params, size_t plen);
+/* The same, returning the result (NULL after printing the error). */
+json_t *cli_request(const struct cli *, const char *component, const char *method,
+    const void *params, size_t plen);
+json_t *cli_request_json(const struct cli *, const char *component,
+    const char *method, json_t *params);
 void cli_print_json(const struct cli *, json_t *);
 /* Takes "--flag VALUE" or "--flag=VALUE" at argv[*i]; the value or NULL. */
 const char *cli_flag_value(int *i, int argc, char **argv, const char *flag);
+
+/* lc.c: the commands of the lifecycle manager. */
+int lc_project(const struct cli *, int argc, char **argv);
+int lc_session(const struct cli *, int argc, char **argv);
+int lc_send(const struct cli *, int argc, char **argv);
+int lc_pr(const struct cli *, int argc, char **argv);
+int lc_notifications(const struct cli *, int argc, char **argv);
 
 /* watch.c */
 int watch_main(const struct cli *, int argc, char **argv);
