@@ -102,7 +102,7 @@ asan: deps
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	exec $(BINDIR)/ao-supervisor --verbose
+	@scripts/run.sh $(BINDIR) $(RUN_ARGS)
 
 bench: deps deps-bench
 	@$(MAKE) --no-print-directory $(BINS) $(BENCH_BINS) $(HELPERS)
