@@ -268,6 +268,8 @@ on_probe(const struct linput *in, int64_t now, const struct lcmd_config *c,
 	}
 	/* failed, unknown or contradictory: never death, only detecting. */
 	s->dead_probes = 0;
+	if (s->state == ST_STUCK)
+		return;		/* already a human's: no stuck/detecting flapping */
 	enter_detecting(s, in->evidence, now, c);
 }
 
@@ -500,6 +502,11 @@ react_pr(const struct lfacts *f, const struct lpr *pr, int64_t now,
 		return;
 	}
 	if (observed) {
+		const struct ltracker *closed = tracker_find(f, "pr-closed");
+
+		/* Reopened: a later close is news again. */
+		if (closed != NULL && strcmp(closed->signature, pr->url) == 0)
+			tracker_clear(e, "pr-closed");
 		react_ci(f, now, c, e);
 		react_review(f, pr, now, c, e);
 	}

@@ -774,7 +774,9 @@ observation_parse(struct rpc_params *p, struct observation *o)
 			    &c->status) == -1 ||
 			    rpc_get_str(&sub, "url", RPC_OPTIONAL, &c->url) == -1 ||
 			    rpc_get_str(&sub, "log_tail", RPC_OPTIONAL, &c->log_tail) == -1 ||
-			    rpc_params_end(&sub) == -1)
+			    rpc_params_end(&sub) == -1 ||
+			    nonempty(&sub, "name", c->name) == -1 ||
+			    nonempty(&sub, "commit_hash", c->commit_hash) == -1)
 				return -1;
 			if (checks->via.array.ptr[i].type != MSGPACK_OBJECT_MAP)
 				return rpc_error_set(p->err, RPC_BAD_REQUEST,
@@ -801,7 +803,8 @@ observation_parse(struct rpc_params *p, struct observation *o)
 			    &c->line)) == -1 ||
 			    rpc_get_str(&sub, "body", RPC_REQUIRED, &c->body) == -1 ||
 			    rpc_get_bool(&sub, "resolved", RPC_OPTIONAL, &c->resolved) == -1 ||
-			    rpc_params_end(&sub) == -1)
+			    rpc_params_end(&sub) == -1 ||
+			    nonempty(&sub, "comment_id", c->id) == -1)
 				return -1;
 			if (comments->via.array.ptr[i].type != MSGPACK_OBJECT_MAP)
 				return rpc_error_set(p->err, RPC_BAD_REQUEST,
