@@ -229,6 +229,8 @@ struct lcmd_ctx {
 	struct messenger *messenger;
 	struct lcmd_stats stats;
 	char lcmd_socket[4096];
+	char data_dir[4096];
+	char runtime_dir[4096];
 };
 
 /* calls.c — several storaged calls in flight, one continuation when all are back. */
@@ -312,3 +314,53 @@ unsigned engine_queued(void);
 
 /* api.c — the lcmd.sock method table. */
 extern const struct server_method api_methods[];
+
+/*
+ * workspace.c — git worktrees, one per session under
+ * <data dir>/worktrees/<project>/<session>.  Every git call is an
+ * asynchronous child with a deadline.
+ */
+typedef void (*workspace_cb)(void *arg, const char *error, const char *detail);
+
+struct workspace_req {
+	const char *repo;		/* the project's path */
+	const char *path;		/* the worktree */
+	const char *branch;
+	const char *base;		/* NULL: the repository's HEAD */
+};
+
+/* Creates the worktree on a new branch, or reuses one already at path. */
+void workspace_create(struct lcmd_ctx *, const struct workspace_req *,
+    workspace_cb, void *arg);
+/*
+ * Removes the worktree unless it holds uncommitted work: then it is kept
+ * and cb gets error NULL with detail saying why.  Never --force.
+ */
+void workspace_remove(struct lcmd_ctx *, const struct workspace_req *,
+    workspace_cb, void *arg);
+/* Checks that path is a git work tree; detail gets `origin` when it has one. */
+void workspace_probe_repo(struct lcmd_ctx *, const char *path, workspace_cb, void *arg);
+
+/*
+ * runtime.c — where an agent runs: a detached tmux session ("tmux") or a
+ * setsid'd process fed through a FIFO ("process").  Neither is a child
+ * that dies with lcmd.  The handle is a JSON object stored with the session.
+ */
+struct runtime_spec {
+	const char *session_id, *project_id, *issue_id;
+	const char *kind;		/* "tmux" | "process" */
+	const char *cwd;
+	const char *const *argv;
+};
+
+typedef void (*runtime_cb)(void *arg, const char *error, const char *handle);
+
+void runtime_start(struct lcmd_ctx *, const struct runtime_spec *, runtime_cb, void *arg);
+/* Delivers text (then Enter / a newline); cb gets NULL or why it failed. */
+void runtime_send(struct lcmd_ctx *, const char *kind, const char *handle,
+    const char *text, runtime_cb, void *arg);
+/* Stops the agent (tmux: kill the session; process: TERM, then KILL). */
+void runtime_stop(struct lcmd_ctx *, const char *kind, const char *handle,
+    runtime_cb, void *arg);
+/* The tmux session name for a session id (sanitized, "ao-" prefixed). */
+void runtime_tmux_name(const char *session_id, char *buf, size_t len);
