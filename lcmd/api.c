@@ -123,6 +123,7 @@ struct addjob {
 	struct peer_req *req;
 	struct calls *calls;
 	struct rpc_buf upsert;
+	bool has_origin;
 	char id[80], path[4096];
 };
 
@@ -202,6 +203,49 @@ default_id(const char *path, char *id, size_t len)
 		snprintf(id, len, "project");
 }
 
+/* The path is a git work tree: check what storaged has under that id. */
+static void
+add_probed(void *arg, const char *error, const char *origin)
+{
+	struct addjob *a = arg;
+	struct rpc_buf b;
+
+	if (error != NULL) {
+		peer_reply_errorf(a->req, RPC_BAD_REQUEST, "%s", error);
+		rpc_buf_free(&a->upsert);
+		free(a);
+		return;
+	}
+	if (origin != NULL && origin[0] != '\0' && !a->has_origin) {
+		/* The upsert params end with their last pair: append origin_url. */
+		struct rpc_buf u;
+		msgpack_unpacked up;
+		size_t off = 0;
+		uint32_t i;
+
+		msgpack_unpacked_init(&up);
+		msgpack_unpack_next(&up, a->upsert.sb.data, a->upsert.sb.size, &off);
+		rpc_buf_init(&u);
+		msgpack_pack_map(&u.pk, up.data.via.map.size + 1);
+		for (i = 0; i < up.data.via.map.size; i++) {
+			msgpack_pack_object(&u.pk, up.data.via.map.ptr[i].key);
+			msgpack_pack_object(&u.pk, up.data.via.map.ptr[i].val);
+		}
+		rpc_pack_kv_str(&u.pk, "origin_url", origin);
+		msgpack_unpacked_destroy(&up);
+		rpc_buf_free(&a->upsert);
+		a->upsert = u;
+	}
+	rpc_buf_init(&b);
+	msgpack_pack_map(&b.pk, 1);
+	rpc_pack_kv_str(&b.pk, "id", a->id);
+	a->calls = calls_new(a->ctx->storaged, 1, add_checked, a);
+	calls_add(a->calls, "project.get", b.sb.data, b.sb.size,
+	    a->ctx->cfg.storaged_timeout_ms);
+	rpc_buf_free(&b);
+	calls_go(a->calls);
+}
+
 static void
 m_project_add(struct peer_req *r, void *arg)
 {
@@ -210,7 +254,6 @@ m_project_add(struct peer_req *r, void *arg)
 	struct rpc_error err;
 	const char *path, *id = NULL, *origin = NULL, *display = NULL;
 	struct addjob *a;
-	struct rpc_buf b;
 	struct stat st;
 	char real[4096];
 
@@ -246,14 +289,8 @@ m_project_add(struct peer_req *r, void *arg)
 		rpc_pack_kv_str(&a->upsert.pk, "origin_url", origin);
 	if (display != NULL)
 		rpc_pack_kv_str(&a->upsert.pk, "display_name", display);
-	rpc_buf_init(&b);
-	msgpack_pack_map(&b.pk, 1);
-	rpc_pack_kv_str(&b.pk, "id", a->id);
-	a->calls = calls_new(ctx->storaged, 1, add_checked, a);
-	calls_add(a->calls, "project.get", b.sb.data, b.sb.size,
-	    ctx->cfg.storaged_timeout_ms);
-	rpc_buf_free(&b);
-	calls_go(a->calls);
+	a->has_origin = origin != NULL;
+	workspace_probe_repo(ctx, a->path, add_probed, a);
 }
 
 /* session.spawn: the row (not_started); starting the agent is the runtime's. */
@@ -277,7 +314,7 @@ spawn_created(struct calls *c, void *arg)
 	else {
 		rpc_obj_str(rpc_map_get(res, "id"), id, sizeof(id));
 		log_info("session %s created", id);
-		engine_get(s->ctx, id, s->req);
+		engine_launch(s->ctx, id, false, s->req);
 	}
 	calls_free(c);
 	rpc_buf_free(&s->create);
@@ -443,10 +480,17 @@ m_session_kill(struct peer_req *r, void *arg)
 	simple_input(r, arg, IN_KILL, JOB_LIVE);
 }
 
+/* Restore: reopen (the reducer), then start the agent in the same worktree. */
 static void
 m_session_restore(struct peer_req *r, void *arg)
 {
-	simple_input(r, arg, IN_RESTORE, JOB_RESTORABLE);
+	struct linput in = { .type = IN_RESTORE };
+	const char *id;
+
+	if (id_only(r, &id) == -1)
+		return;
+	engine_submit(ctx_of(arg), id, &in, JOB_RESTORABLE, NULL, NULL, NULL, 0);
+	engine_launch(ctx_of(arg), id, true, r);
 }
 
 static void

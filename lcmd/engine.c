@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <bsd/sys/queue.h>
 #include <bsd/sys/tree.h>
@@ -24,7 +25,7 @@
 
 #define CHECKS_LIMIT 200
 
-enum job_kind { JK_INPUT, JK_SEND, JK_GET };
+enum job_kind { JK_INPUT, JK_SEND, JK_GET, JK_LAUNCH };
 
 struct squeue;
 
@@ -53,6 +54,17 @@ struct job {
 	struct ltracker *trackers;
 	size_t ntrackers;
 	struct leffects *fx;		/* between reducer_apply and its effects */
+	/* launches and cleanups */
+	bool restore;
+	char project_path[4096];
+	char *x_branch, *x_workspace, *x_handle;
+	bool workspace_created;
+	char *launch_error, *launch_step;
+	enum rpc_code launch_code;
+	char **argv;
+	char *prompt_after;		/* sent once the agent runs */
+	char cleanup_note[200];
+	bool cleanup_done;
 	TAILQ_ENTRY(job) entry;
 };
 
@@ -106,6 +118,15 @@ job_free(struct job *j)
 		reducer_effects_free(j->fx);
 		free(j->fx);
 	}
+	free(j->x_branch);
+	free(j->x_workspace);
+	free(j->x_handle);
+	free(j->launch_error);
+	free(j->launch_step);
+	free(j->prompt_after);
+	for (i = 0; j->argv != NULL && j->argv[i] != NULL; i++)
+		free(j->argv[i]);
+	free(j->argv);
 	free(j);
 }
 
@@ -168,11 +189,14 @@ has_unresolved(const struct job *j)
  */
 static void
 pack_session(msgpack_packer *pk, const msgpack_object *map, const struct lsession *s,
-    const struct lpr *primary, const struct held *pr_map, bool unresolved)
+    const struct lpr *primary, const struct held *pr_map, bool unresolved,
+    const char *extra_key, const char *extra_val)
 {
 	uint32_t i;
 
-	msgpack_pack_map(pk, map->via.map.size + 2);
+	msgpack_pack_map(pk, map->via.map.size + 2 + (extra_key != NULL));
+	if (extra_key != NULL)
+		rpc_pack_kv_str(pk, extra_key, extra_val);
 	for (i = 0; i < map->via.map.size; i++) {
 		msgpack_pack_object(pk, map->via.map.ptr[i].key);
 		msgpack_pack_object(pk, map->via.map.ptr[i].val);
@@ -190,10 +214,23 @@ job_reply(struct job *j)
 {
 	struct rpc_buf b;
 
-	if (j->req != NULL) {
+	if (j->req != NULL && j->launch_error != NULL) {
+		struct rpc_error err;
+
+		/* The session stays visible, terminated: the error says which. */
+		rpc_error_set(&err, j->launch_code, "spawn failed at %s: %s",
+		    j->launch_step, j->launch_error);
+		rpc_error_extra(&err, "session_id", j->id);
+		peer_reply_error(j->req, &err);
+		j->req = NULL;
+	} else if (j->req != NULL) {
+		const msgpack_object *m = &j->session_map.up.data;
+
 		rpc_buf_init(&b);
-		pack_session(&b.pk, &j->session_map.up.data, &j->session, j->primary,
-		    &j->pr_map, has_unresolved(j));
+		/* session.cleanup also says what became of the worktree. */
+		pack_session(&b.pk, m, &j->session, j->primary, &j->pr_map,
+		    has_unresolved(j), j->cleanup_done ? "worktree" : NULL,
+		    j->cleanup_note);
 		peer_reply(j->req, b.sb.data, b.sb.size);
 		rpc_buf_free(&b);
 		j->req = NULL;
@@ -279,6 +316,12 @@ check_ok(struct job *j)
 {
 	const struct lsession *s = &j->session;
 
+	if (j->kind == JK_LAUNCH && s->state != ST_NOT_STARTED) {
+		job_failf(j, RPC_INVALID_STATE, j->restore ? "session %s is not "
+		    "terminated: nothing to restore" : "session %s was already started",
+		    s->id);
+		return false;
+	}
 	switch (j->check) {
 	case JOB_ANY:
 		return true;
@@ -411,6 +454,21 @@ message_done(void *arg, const char *error)
 }
 
 static void
+stop_done(void *arg, const char *error, const char *handle)
+{
+	char *id = arg;
+
+	(void)handle;
+	if (error != NULL)
+		log_warnx("%s: stopping the runtime: %s", id, error);
+	else
+		log_debug("%s: runtime stopped", id);
+	free(id);
+}
+
+static void cleanup_start(struct job *);
+
+static void
 apply_done(struct calls *c, void *arg)
 {
 	struct job *j = arg;
@@ -438,6 +496,16 @@ apply_done(struct calls *c, void *arg)
 	for (k = 0; k < fx->nmessages; k++)
 		messenger_send(j->ctx->messenger, &j->session, fx->messages[k],
 		    message_done, j->ctx);
+	if (fx->stop_runtime && j->session.runtime_handle[0] != '\0')
+		runtime_stop(j->ctx, j->session.runtime, j->session.runtime_handle,
+		    stop_done, xstrdup(j->id));
+	if (j->kind == JK_LAUNCH && j->launch_error == NULL && j->prompt_after != NULL)
+		messenger_send(j->ctx->messenger, &j->session, j->prompt_after,
+		    message_done, j->ctx);
+	if (j->kind == JK_INPUT && j->in.type == IN_CLEANUP) {
+		cleanup_start(j);
+		return;
+	}
 	job_reply(j);
 }
 
@@ -464,6 +532,8 @@ send_done(void *arg, const char *error)
 	job_finish(j);
 }
 
+static void launch_start(struct job *);
+
 static void
 step(struct job *j)
 {
@@ -480,6 +550,10 @@ step(struct job *j)
 		messenger_send(j->ctx->messenger, &j->session, j->text, send_done, j);
 		return;
 	}
+	if (j->kind == JK_LAUNCH && j->x_handle == NULL && j->launch_error == NULL) {
+		launch_start(j);
+		return;
+	}
 	memset(&f, 0, sizeof(f));
 	f.session = j->session;
 	f.prs = j->prs;
@@ -494,7 +568,7 @@ step(struct job *j)
 	reducer_apply(&f, &j->in, aotime_wall_ms(), &j->ctx->cfg, fx);
 	j->ctx->stats.inputs++;
 	if (!reducer_session_changed(&j->session, &fx->next) && fx->ntrackers == 0 &&
-	    fx->nnotes == 0) {
+	    fx->nnotes == 0 && j->kind != JK_LAUNCH) {
 		for (k = 0; k < fx->nmessages; k++)
 			messenger_send(j->ctx->messenger, &j->session, fx->messages[k],
 			    message_done, j->ctx);
@@ -505,7 +579,11 @@ step(struct job *j)
 	    j->id, model_states[j->session.state], model_states[fx->next.state],
 	    fx->ntrackers, fx->nnotes, fx->nmessages);
 	rpc_buf_init(&b);
-	facts_pack_apply(&b.pk, &j->session, fx);
+	{
+		struct lextra x = { j->x_branch, j->x_workspace, j->x_handle };
+
+		facts_pack_apply(&b.pk, &j->session, fx, j->kind == JK_LAUNCH ? &x : NULL);
+	}
 	calls_free(j->calls);
 	j->calls = calls_new(j->ctx->storaged, 1, apply_done, j);
 	calls_add(j->calls, "session.apply", b.sb.data, b.sb.size,
@@ -568,6 +646,272 @@ engine_submit(struct lcmd_ctx *ctx, const char *id, const struct linput *in,
 		memcpy(j->prelude, prelude, prelude_len);
 		j->prelude_len = prelude_len;
 	}
+	enqueue(j);
+}
+
+
+/*
+ * Launch (spawn and restore): the worktree, then the runtime, then the
+ * lifecycle's spawn-completed input with the branch, workspace and runtime
+ * handle.  A failure after the row exists undoes what this launch created
+ * and terminates the session with error_in_process; the answer names the
+ * failed step and carries the session id.
+ */
+static void launch_failed(struct job *, const char *step, enum rpc_code,
+    const char *error);
+
+static void
+launch_continue(struct job *j, enum linput_type type)
+{
+	j->in.type = type;
+	step(j);	/* x_handle or launch_error is set: reduce and store */
+}
+
+static void
+launch_runtime_done(void *arg, const char *error, const char *handle)
+{
+	struct job *j = arg;
+
+	if (error != NULL) {
+		launch_failed(j, "runtime", RPC_INTERNAL, error);
+		return;
+	}
+	j->x_handle = xstrdup(handle);
+	log_info("%s: agent started (%s)", j->id, handle);
+	launch_continue(j, IN_SPAWN_OK);
+}
+
+/* argv[0] resolvable like execvp would: a path, or found in PATH. */
+static bool
+runnable(const char *prog)
+{
+	const char *path = getenv("PATH");
+	char buf[4096];
+
+	if (strchr(prog, '/') != NULL)
+		return access(prog, X_OK) == 0;
+	while (path != NULL && *path != '\0') {
+		const char *end = strchr(path, ':');
+		size_t n = end != NULL ? (size_t)(end - path) : strlen(path);
+
+		snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, path, prog);
+		if (access(buf, X_OK) == 0)
+			return true;
+		path = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/*
+ * The agent's argv.  claude and codex take the prompt as an argument; aider,
+ * opencode and plain commands get it as their first message.
+ */
+static void
+launch_argv(struct job *j)
+{
+	const msgpack_object *m = &j->session_map.up.data;
+	const msgpack_object *cmd = rpc_map_get(m, "command");
+	const msgpack_object *prompt = rpc_map_get(m, "prompt");
+	char harness[32] = "", *p = NULL;
+	size_t n = 0, i;
+
+	rpc_obj_str(rpc_map_get(m, "harness"), harness, sizeof(harness));
+	if (prompt != NULL && prompt->type == MSGPACK_OBJECT_STR && prompt->via.str.size > 0)
+		p = xstrndup(prompt->via.str.ptr, prompt->via.str.size);
+	j->argv = xcalloc(cmd != NULL && cmd->type == MSGPACK_OBJECT_ARRAY ?
+	    cmd->via.array.size + 2 : 4, sizeof(*j->argv));
+	if (cmd != NULL && cmd->type == MSGPACK_OBJECT_ARRAY) {
+		for (i = 0; i < cmd->via.array.size; i++)
+			if (cmd->via.array.ptr[i].type == MSGPACK_OBJECT_STR)
+				j->argv[n++] = xstrndup(cmd->via.array.ptr[i].via.str.ptr,
+				    cmd->via.array.ptr[i].via.str.size);
+		j->prompt_after = p;
+		return;
+	}
+	if (strcmp(harness, "claude-code") == 0 || strcmp(harness, "codex") == 0) {
+		j->argv[n++] = xstrdup(harness[0] == 'c' && harness[1] == 'l' ?
+		    "claude" : "codex");
+		if (p != NULL)
+			j->argv[n++] = p;
+		return;
+	}
+	j->argv[n++] = xstrdup(strcmp(harness, "aider") == 0 ? "aider" : "opencode");
+	j->prompt_after = p;
+}
+
+static void
+launch_workspace_done(void *arg, const char *error, const char *detail)
+{
+	struct job *j = arg;
+	struct runtime_spec sp = { 0 };
+	char issue[128] = "";
+
+	if (error != NULL) {
+		launch_failed(j, "worktree", strstr(error, "already exists") != NULL ?
+		    RPC_CONFLICT : RPC_BAD_REQUEST, error);
+		return;
+	}
+	j->workspace_created = detail != NULL && strcmp(detail, "created") == 0;
+	log_debug("%s: worktree %s %s", j->id, j->x_workspace, detail);
+	launch_argv(j);
+	if (j->argv[0] == NULL || !runnable(j->argv[0])) {
+		char *msg = xasprintf("'%s' was not found (is it installed and in "
+		    "lcmd's PATH?)", j->argv[0] != NULL ? j->argv[0] : "");
+
+		launch_failed(j, "launch", RPC_BAD_REQUEST, msg);
+		free(msg);
+		return;
+	}
+	rpc_obj_str(rpc_map_get(&j->session_map.up.data, "issue_id"), issue,
+	    sizeof(issue));
+	sp.session_id = j->id;
+	sp.project_id = j->session.project_id;
+	sp.issue_id = issue;
+	sp.kind = j->session.runtime;
+	sp.cwd = j->x_workspace;
+	sp.argv = (const char *const *)j->argv;
+	runtime_start(j->ctx, &sp, launch_runtime_done, j);
+}
+
+static void
+launch_project_done(struct calls *c, void *arg)
+{
+	struct job *j = arg;
+	const struct rpc_error *err;
+	const msgpack_object *res = calls_result(c, 0, &err);
+	struct workspace_req w = { 0 };
+	char branch[256];
+
+	if (res == NULL) {
+		launch_failed(j, "project", err->code, err->message);
+		return;
+	}
+	rpc_obj_str(rpc_map_get(res, "path"), j->project_path, sizeof(j->project_path));
+	if (rpc_obj_str(rpc_map_get(&j->session_map.up.data, "branch"), branch,
+	    sizeof(branch)) == -1 || branch[0] == '\0')
+		snprintf(branch, sizeof(branch), "ao/%s", j->id);
+	j->x_branch = xstrdup(branch);
+	if (j->session.workspace_path[0] != '\0')
+		j->x_workspace = xstrdup(j->session.workspace_path);
+	else
+		j->x_workspace = xasprintf("%s/worktrees/%s/%s", j->ctx->data_dir,
+		    j->session.project_id, j->id);
+	w.repo = j->project_path;
+	w.path = j->x_workspace;
+	w.branch = j->x_branch;
+	workspace_create(j->ctx, &w, launch_workspace_done, j);
+}
+
+static void
+project_get(struct job *j, calls_done_fn done)
+{
+	struct rpc_buf b;
+
+	calls_free(j->calls);
+	j->calls = calls_new(j->ctx->storaged, 1, done, j);
+	rpc_buf_init(&b);
+	pack_id(&b, "id", j->session.project_id);
+	calls_add(j->calls, "project.get", b.sb.data, b.sb.size,
+	    j->ctx->cfg.storaged_timeout_ms);
+	rpc_buf_free(&b);
+	calls_go(j->calls);
+}
+
+static void
+launch_start(struct job *j)
+{
+	project_get(j, launch_project_done);
+}
+
+static void
+launch_undo_done(void *arg, const char *error, const char *detail)
+{
+	struct job *j = arg;
+
+	if (error != NULL)
+		log_warnx("%s: removing the new worktree: %s", j->id, error);
+	else
+		log_debug("%s: new worktree %s", j->id, detail);
+	free(j->x_handle);
+	j->x_handle = xstrdup("");
+	launch_continue(j, IN_SPAWN_FAILED);
+}
+
+static void
+launch_stopped(void *arg, const char *error, const char *handle)
+{
+	struct job *j = arg;
+	struct workspace_req w = { 0 };
+
+	(void)handle;
+	if (error != NULL)
+		log_warnx("%s: stopping the failed launch: %s", j->id, error);
+	if (j->workspace_created) {
+		w.repo = j->project_path;
+		w.path = j->x_workspace;
+		w.branch = j->x_branch;	/* created by this launch: nothing on it */
+		workspace_remove(j->ctx, &w, launch_undo_done, j);
+		return;
+	}
+	launch_undo_done(j, NULL, "kept (it existed before)");
+}
+
+static void
+launch_failed(struct job *j, const char *what, enum rpc_code code, const char *error)
+{
+	log_warnx("%s: spawn failed at %s: %s", j->id, what, error);
+	j->launch_error = xstrdup(error);
+	j->launch_step = xstrdup(what);
+	j->launch_code = code;
+	if (j->x_handle != NULL && j->x_handle[0] != '\0') {
+		runtime_stop(j->ctx, j->session.runtime, j->x_handle, launch_stopped, j);
+		return;
+	}
+	launch_stopped(j, NULL, NULL);
+}
+
+/* session.cleanup, after the terminated state is stored: the worktree. */
+static void
+cleanup_removed(void *arg, const char *error, const char *detail)
+{
+	struct job *j = arg;
+
+	j->cleanup_done = true;
+	snprintf(j->cleanup_note, sizeof(j->cleanup_note), "%s",
+	    error != NULL ? error : detail != NULL ? detail : "");
+	job_reply(j);
+}
+
+static void
+cleanup_project_done(struct calls *c, void *arg)
+{
+	struct job *j = arg;
+	const msgpack_object *res = calls_result(c, 0, NULL);
+	struct workspace_req w = { 0 };
+
+	if (res == NULL || j->session.workspace_path[0] == '\0') {
+		cleanup_removed(j, NULL, "none");
+		return;
+	}
+	rpc_obj_str(rpc_map_get(res, "path"), j->project_path, sizeof(j->project_path));
+	w.repo = j->project_path;
+	w.path = j->session.workspace_path;
+	workspace_remove(j->ctx, &w, cleanup_removed, j);
+}
+
+static void
+cleanup_start(struct job *j)
+{
+	project_get(j, cleanup_project_done);
+}
+
+void
+engine_launch(struct lcmd_ctx *ctx, const char *id, bool restore, struct peer_req *req)
+{
+	struct job *j = job_new(ctx, JK_LAUNCH, id, req);
+
+	j->restore = restore;
+	j->check = JOB_ANY;
 	enqueue(j);
 }
 
@@ -679,7 +1023,7 @@ list_comments_done(struct calls *c, void *arg)
 		a = rpc_map_get(&l->prs[i].up.data, "prs");
 		if (primary != NULL)
 			held_set(&prmap, &a->via.array.ptr[primary - prs]);
-		pack_session(&b.pk, m, &s, primary, &prmap, unresolved);
+		pack_session(&b.pk, m, &s, primary, &prmap, unresolved, NULL, NULL);
 		held_free(&prmap);
 		free(prs);
 		free(cm);

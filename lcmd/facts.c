@@ -66,6 +66,8 @@ facts_session(const msgpack_object *m, struct lsession *s)
 	s->state_before_detecting = enumval(m, "state_before_detecting", model_states, -1);
 	s->dead_probes = num(m, "dead_probes");
 	s->created_at = num(m, "created_at");
+	str(m, "runtime_handle", s->runtime_handle, sizeof(s->runtime_handle));
+	str(m, "workspace_path", s->workspace_path, sizeof(s->workspace_path));
 	return 0;
 }
 
@@ -187,17 +189,25 @@ kv_opt_str(msgpack_packer *pk, const char *key, const char *v)
 
 void
 facts_pack_apply(msgpack_packer *pk, const struct lsession *prev,
-    const struct leffects *e)
+    const struct leffects *e, const struct lextra *x)
 {
 	const struct lsession *s = &e->next;
-	bool update = reducer_session_changed(prev, s);
+	int nx = x == NULL ? 0 : (x->branch != NULL) + (x->workspace_path != NULL) +
+	    (x->runtime_handle != NULL);
+	bool update = reducer_session_changed(prev, s) || nx > 0;
 	int n = 1 + update + (e->ntrackers > 0) + (e->nnotes > 0), i;
 
 	msgpack_pack_map(pk, n);
 	rpc_pack_kv_str(pk, "id", s->id);
 	if (update) {
 		rpc_pack_str(pk, "update");
-		msgpack_pack_map(pk, 11);
+		msgpack_pack_map(pk, 11 + nx);
+		if (x != NULL && x->branch != NULL)
+			kv_opt_str(pk, "branch", x->branch);
+		if (x != NULL && x->workspace_path != NULL)
+			kv_opt_str(pk, "workspace_path", x->workspace_path);
+		if (x != NULL && x->runtime_handle != NULL)
+			kv_opt_str(pk, "runtime_handle", x->runtime_handle);
 		rpc_pack_kv_str(pk, "state", model_states[s->state]);
 		kv_opt_str(pk, "termination_reason",
 		    s->reason >= 0 ? model_reasons[s->reason] : NULL);

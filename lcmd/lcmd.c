@@ -132,6 +132,8 @@ main(int argc, char **argv)
 	    paths_socket(&opts.paths, "lcmd.sock", ctx.lcmd_socket,
 	    sizeof(ctx.lcmd_socket), err, sizeof(err)) == -1)
 		fatalx_perm("%s", err);
+	snprintf(ctx.data_dir, sizeof(ctx.data_dir), "%s", opts.paths.data_dir);
+	snprintf(ctx.runtime_dir, sizeof(ctx.runtime_dir), "%s", opts.paths.runtime_dir);
 	fd = daemon_listen(&opts, "lcmd.sock");
 	if ((base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");

@@ -79,6 +79,8 @@ struct lsession {
 	int state_before_detecting;	/* enum lstate, or -1 */
 	int64_t dead_probes;
 	int64_t created_at;
+	char runtime_handle[1024];	/* JSON; "" when no runtime */
+	char workspace_path[1024];
 };
 
 struct lpr {
@@ -265,9 +267,14 @@ int facts_comment(const msgpack_object *, struct lcomment *);
 void facts_check_free(struct lcheck *);
 void facts_comment_free(struct lcomment *);
 int facts_tracker(const msgpack_object *, struct ltracker *);
+/* Fields a launch sets beside the lifecycle's own (NULL: unchanged). */
+struct lextra {
+	const char *branch, *workspace_path, *runtime_handle;
+};
+
 /* Packs the session.apply params for the effects of one step. */
 void facts_pack_apply(msgpack_packer *, const struct lsession *prev,
-    const struct leffects *);
+    const struct leffects *, const struct lextra *);
 
 /* notify.c — notifiers: child processes with a deadline, routed by priority. */
 struct notify *notify_new(struct lcmd_ctx *);
@@ -303,6 +310,11 @@ enum job_check {
 void engine_submit(struct lcmd_ctx *, const char *id, const struct linput *input,
     enum job_check, struct peer_req *req, const char *prelude_method,
     const void *prelude, size_t prelude_len);
+/*
+ * Starts the agent of a not_started session (after session.create, or after
+ * restore's reducer step): worktree, runtime, spawn completed.
+ */
+void engine_launch(struct lcmd_ctx *, const char *id, bool restore, struct peer_req *);
 /* session.send through the session's queue. */
 void engine_send(struct lcmd_ctx *, const char *id, const char *text,
     struct peer_req *req);
@@ -334,7 +346,8 @@ void workspace_create(struct lcmd_ctx *, const struct workspace_req *,
     workspace_cb, void *arg);
 /*
  * Removes the worktree unless it holds uncommitted work: then it is kept
- * and cb gets error NULL with detail saying why.  Never --force.
+ * and cb gets error NULL with detail saying why.  Never --force.  When
+ * branch is set, that branch is deleted too (a launch undoing itself).
  */
 void workspace_remove(struct lcmd_ctx *, const struct workspace_req *,
     workspace_cb, void *arg);

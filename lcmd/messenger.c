@@ -1,9 +1,8 @@
 /*
- * Messages to agents.  Delivery goes through the session's runtime; until a
- * session has one (runtimes arrive with ao's worktree/tmux support), a send
- * fails and says so — never a silent success.  Every attempt, delivered or
- * not, is appended as one JSON line to message_log when it is set: an audit
- * trail of what ao told each agent.
+ * Messages to agents, delivered through the session's runtime (tmux keys or
+ * the process's FIFO).  A failed delivery is reported, never a silent
+ * success.  Every attempt, delivered or not, is appended as one JSON line to
+ * message_log when it is set: an audit trail of what ao told each agent.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +20,12 @@ struct messenger {
 	FILE *log;
 };
 
-struct pending_cb {
+struct sending {
+	struct messenger *m;
+	char id[128];
+	char *text;
 	messenger_cb cb;
 	void *arg;
-	char *error;
 };
 
 struct messenger *
@@ -74,28 +75,31 @@ record(struct messenger *m, const struct lsession *s, const char *text,
 }
 
 static void
-later_cb(evutil_socket_t fd, short what, void *arg)
+sent(void *arg, const char *error, const char *handle)
 {
-	struct pending_cb *p = arg;
+	struct sending *x = arg;
+	struct lsession s;
 
-	(void)fd;
-	(void)what;
-	p->cb(p->arg, p->error);
-	free(p->error);
-	free(p);
+	(void)handle;
+	snprintf(s.id, sizeof(s.id), "%s", x->id);
+	record(x->m, &s, x->text, error);
+	if (error != NULL)
+		x->m->ctx->stats.messages_failed++;
+	x->cb(x->arg, error);
+	free(x->text);
+	free(x);
 }
 
 void
 messenger_send(struct messenger *m, const struct lsession *s, const char *text,
     messenger_cb cb, void *arg)
 {
-	struct pending_cb *p = xcalloc(1, sizeof(*p));
+	struct sending *x = xcalloc(1, sizeof(*x));
 
-	p->cb = cb;
-	p->arg = arg;
-	p->error = xasprintf("session %s has no runtime to deliver to", s->id);
-	record(m, s, text, p->error);
-	m->ctx->stats.messages_failed++;
-	if (event_base_once(m->ctx->base, -1, EV_TIMEOUT, later_cb, p, NULL) == -1)
-		fatalx("event_base_once failed");
+	x->m = m;
+	snprintf(x->id, sizeof(x->id), "%s", s->id);
+	x->text = xstrdup(text);
+	x->cb = cb;
+	x->arg = arg;
+	runtime_send(m->ctx, s->runtime, s->runtime_handle, text, sent, x);
 }

@@ -84,11 +84,11 @@ ok(const struct subprocess_result *r)
 	    WEXITSTATUS(r->status) == 0;
 }
 
-/* The first line of git's stderr, for error messages. */
+/* git's reason: its "fatal:"/"error:" line, else its last line. */
 static const char *
 why(const struct subprocess_result *r, char *buf, size_t len)
 {
-	const char *e;
+	const char *e, *line, *pick = NULL;
 	size_t n;
 
 	if (r->start_failed) {
@@ -100,8 +100,16 @@ why(const struct subprocess_result *r, char *buf, size_t len)
 		return buf;
 	}
 	e = r->err_len > 0 ? r->err : r->out;
-	n = strcspn(e, "\n");
-	snprintf(buf, len, "%.*s", (int)n, e);
+	for (line = e; *line != '\0'; line += n + (line[n] == '\n')) {
+		n = strcspn(line, "\n");
+		if (n == 0)
+			continue;
+		pick = line;
+		if (strncmp(line, "fatal:", 6) == 0 || strncmp(line, "error:", 6) == 0)
+			break;
+	}
+	n = pick != NULL ? strcspn(pick, "\n") : 0;
+	snprintf(buf, len, "%.*s", (int)n, pick != NULL ? pick : "");
 	if (buf[0] == '\0')
 		snprintf(buf, len, "git exited %d", WEXITSTATUS(r->status));
 	return buf;
@@ -125,7 +133,7 @@ gitjob_new(struct lcmd_ctx *ctx, const struct workspace_req *r, workspace_cb cb,
 
 enum {
 	CREATE_ADD = 1,
-	REMOVE_STATUS = 10, REMOVE_REMOVE,
+	REMOVE_STATUS = 10, REMOVE_REMOVE, REMOVE_BRANCH,
 	PROBE_TOPLEVEL = 20, PROBE_ORIGIN,
 };
 
@@ -174,7 +182,27 @@ gitjob_next(struct gitjob *g, const struct subprocess_result *r)
 			free(msg);
 			return;
 		}
-		gitjob_done(g, NULL, "removed");
+		if (g->branch == NULL) {
+			gitjob_done(g, NULL, "removed");
+			return;
+		}
+		g->step = REMOVE_BRANCH;
+		{
+			const char *args[] = { "-C", g->repo, "branch", "-D", g->branch,
+				NULL };
+
+			git(g, args);
+		}
+		return;
+	case REMOVE_BRANCH:
+		if (!ok(r)) {
+			char *msg = xasprintf("git branch -D: %s", why(r, buf, sizeof(buf)));
+
+			gitjob_done(g, msg, NULL);
+			free(msg);
+			return;
+		}
+		gitjob_done(g, NULL, "removed with its branch");
 		return;
 	case PROBE_TOPLEVEL:
 		if (!ok(r)) {
