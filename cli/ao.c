@@ -32,7 +32,9 @@ usage(FILE *f)
 	    "  project add PATH [--id ID] [--origin URL] [--name NAME]\n"
 	    "  project ls [--all] | get ID | rm ID\n"
 	    "  session ls [--project P] [--all]\n"
-	    "  session get|kill|restore|done|cleanup ID\n"
+	    "  spawn --project P [--harness H | -- ARGV...] [--prompt T] [--branch B]\n"
+	    "        [--issue ID] [--runtime tmux|process]   start an agent\n"
+	    "  session get|kill|restore|done|cleanup|attach ID\n"
 	    "  send ID MESSAGE...             message the session's agent (\"-\": stdin)\n"
 	    "  pr observe SESSION < obs.json  record a PR observation (JSON on stdin)\n"
 	    "  notifications [--limit N]      the latest notifications\n"
@@ -172,6 +174,8 @@ main(int argc, char **argv)
 		return lc_project(&cli, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "session") == 0)
 		return lc_session(&cli, argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "spawn") == 0)
+		return lc_spawn(&cli, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "send") == 0)
 		return lc_send(&cli, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "pr") == 0)

@@ -38,6 +38,7 @@ const char *cli_flag_value(int *i, int argc, char **argv, const char *flag);
 /* lc.c: the commands of the lifecycle manager. */
 int lc_project(const struct cli *, int argc, char **argv);
 int lc_session(const struct cli *, int argc, char **argv);
+int lc_spawn(const struct cli *, int argc, char **argv);
 int lc_send(const struct cli *, int argc, char **argv);
 int lc_pr(const struct cli *, int argc, char **argv);
 int lc_notifications(const struct cli *, int argc, char **argv);

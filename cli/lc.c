@@ -3,6 +3,7 @@
  * sessions, messages, PR observations, notifications.  Tables for people by
  * default; --json prints the daemon's answer as one JSON line.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -188,11 +189,13 @@ print_sessions(json_t *r)
 	}
 }
 
+static int attach(const struct cli *, const char *id);
+
 static int
 usage_session(void)
 {
 	fprintf(stderr, "usage: ao session ls [--project P] [--all]\n"
-	    "       ao session get|kill|restore|done|cleanup ID\n");
+	    "       ao session get|kill|restore|done|cleanup|attach ID\n");
 	return EXIT_USAGE;
 }
 
@@ -213,6 +216,8 @@ lc_session(const struct cli *cli, int argc, char **argv)
 
 	if (argc < 1)
 		return usage_session();
+	if (strcmp(argv[0], "attach") == 0 && argc == 2)
+		return attach(cli, argv[1]);
 	if (strcmp(argv[0], "ls") == 0) {
 		params = json_object();
 		for (i = 1; i < argc; i++) {
@@ -240,6 +245,94 @@ lc_session(const struct cli *cli, int argc, char **argv)
 			return i;
 		}
 	return usage_session();
+}
+
+/* ao spawn --project P [--harness H | -- ARGV...] [--prompt T] [--branch B] [--runtime R] */
+int
+lc_spawn(const struct cli *cli, int argc, char **argv)
+{
+	json_t *params = json_object(), *cmd = NULL;
+	const char *v;
+	int i, rc;
+
+	for (i = 0; i < argc; i++) {
+		if ((v = cli_flag_value(&i, argc, argv, "--project")) != NULL)
+			json_object_set_new(params, "project_id", json_string(v));
+		else if ((v = cli_flag_value(&i, argc, argv, "--harness")) != NULL)
+			json_object_set_new(params, "harness", json_string(v));
+		else if ((v = cli_flag_value(&i, argc, argv, "--prompt")) != NULL)
+			json_object_set_new(params, "prompt", json_string(v));
+		else if ((v = cli_flag_value(&i, argc, argv, "--branch")) != NULL)
+			json_object_set_new(params, "branch", json_string(v));
+		else if ((v = cli_flag_value(&i, argc, argv, "--issue")) != NULL)
+			json_object_set_new(params, "issue_id", json_string(v));
+		else if ((v = cli_flag_value(&i, argc, argv, "--runtime")) != NULL)
+			json_object_set_new(params, "runtime", json_string(v));
+		else if (strcmp(argv[i], "--") == 0) {
+			cmd = json_array();
+			for (i++; i < argc; i++)
+				json_array_append_new(cmd, json_string(argv[i]));
+			json_object_set_new(params, "command", cmd);
+		} else {
+			fprintf(stderr, "usage: ao spawn --project P [--harness "
+			    "claude-code|codex|aider|opencode | -- ARGV...]\n"
+			    "                [--prompt TEXT] [--branch B] [--issue ID] "
+			    "[--runtime tmux|process]\n");
+			json_decref(params);
+			return EXIT_USAGE;
+		}
+	}
+	if (json_object_get(params, "project_id") == NULL) {
+		fprintf(stderr, "ao: spawn: --project is required\n");
+		json_decref(params);
+		return EXIT_USAGE;
+	}
+	rc = show(cli, cli_request_json(cli, "lcmd", "session.spawn", params),
+	    print_session);
+	json_decref(params);
+	return rc;
+}
+
+/* ao session attach ID: exec tmux attach on the session's tmux runtime. */
+static int
+attach(const struct cli *cli, const char *id)
+{
+	json_t *params = json_pack("{s:s}", "id", id), *s, *h;
+	json_error_t jerr;
+	const char *sock, *name;
+	char target[256];
+
+	s = cli_request_json(cli, "lcmd", "session.get", params);
+	json_decref(params);
+	if (s == NULL)
+		return 1;
+	if (strcmp(jstr(s, "runtime"), "tmux") != 0) {
+		fprintf(stderr, "ao: attach: session %s runs as a process; its output "
+		    "is in its log (see its runtime_handle)\n", id);
+		json_decref(s);
+		return 1;
+	}
+	h = json_loads(jstr(s, "runtime_handle"), 0, &jerr);
+	name = json_string_value(json_object_get(h, "tmux_session"));
+	sock = json_string_value(json_object_get(h, "socket"));
+	if (name == NULL) {
+		fprintf(stderr, "ao: attach: session %s has no tmux session (not "
+		    "started)\n", id);
+		json_decref(h);
+		json_decref(s);
+		return 1;
+	}
+	snprintf(target, sizeof(target), "=%s", name);
+	fflush(NULL);
+	if (sock != NULL)
+		execlp("tmux", "tmux", strchr(sock, '/') != NULL ? "-S" : "-L", sock,
+		    "attach-session", "-t", target, (char *)NULL);
+	else
+		execlp("tmux", "tmux", "attach-session", "-t", target, (char *)NULL);
+	fprintf(stderr, "ao: attach: cannot run tmux: %s\n", strerror(errno));
+	json_decref(h);
+	json_decref(s);
+	return 1;
 }
 
 /* ao send ID MESSAGE... (or "-" to read the message from stdin) */
