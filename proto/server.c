@@ -234,13 +234,27 @@ server_new(struct event_base *base, int listen_fd, const char *component,
 }
 
 void
+server_drain(struct server *srv)
+{
+	struct server_conn *sc, *next;
+
+	if (srv->lev != NULL) {
+		evconnlistener_free(srv->lev);
+		srv->lev = NULL;
+	}
+	TAILQ_FOREACH_SAFE(sc, &srv->conns, entry, next)
+		peer_close_after_flush(sc->peer, "server shutting down");
+}
+
+void
 server_free(struct server *srv)
 {
 	struct server_conn *sc;
 
 	if (srv == NULL)
 		return;
-	evconnlistener_free(srv->lev);
+	if (srv->lev != NULL)
+		evconnlistener_free(srv->lev);
 	event_free(srv->retry_ev);
 	while ((sc = TAILQ_FIRST(&srv->conns)) != NULL)
 		peer_close(sc->peer, "server shutting down");

@@ -36,6 +36,12 @@ struct server_cbs {
 struct server *server_new(struct event_base *, int listen_fd, const char *component,
     const struct server_method *methods, const struct server_cbs *cbs, void *arg,
     const struct peer_limits *limits);
+/*
+ * Graceful shutdown, first half: stops accepting and asks every connection
+ * to close once its output (answers already given) is written.  Run the
+ * loop until server_nconns() is 0 or a deadline, then server_free.
+ */
+void server_drain(struct server *);
 /* Closes the listener and every connection. */
 void server_free(struct server *);
 

@@ -292,6 +292,8 @@ main(int argc, char **argv)
 	    storaged_keys, &sd.cfg);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The socket first: a second instance must not touch the database. */
+	fd = daemon_listen(&opts, "storaged.sock");
 	snprintf(path, sizeof(path), "%s/ao.db", opts.paths.data_dir);
 	if (store_open(&sd.st, path, &perm, err, sizeof(err)) == -1) {
 		if (perm)
@@ -299,7 +301,6 @@ main(int argc, char **argv)
 		fatalx("%s", err);
 	}
 	sd.last_head = store_head(&sd.st);
-	fd = daemon_listen(&opts, "storaged.sock");
 
 	sd.base = event_base_new();
 	if (sd.base == NULL || event_base_priority_init(sd.base, 3) == -1)
@@ -345,8 +346,21 @@ main(int argc, char **argv)
 	daemon_ready(&opts);
 	event_base_dispatch(sd.base);
 
-	/* Finish what was accepted before the signal, then close. */
+	/*
+	 * Finish what was accepted before the signal and let every answer
+	 * reach its client (up to 2 s), then close.
+	 */
 	flush_cb(-1, 0, NULL);
+	server_drain(sd.srv);
+	{
+		int64_t deadline = aotime_mono_ms() + 2000;
+		struct timeval tick = { 0, 10000 };
+
+		while (server_nconns(sd.srv) > 0 && aotime_mono_ms() < deadline) {
+			event_base_loopexit(sd.base, &tick);
+			event_base_dispatch(sd.base);
+		}
+	}
 	server_free(sd.srv);
 	event_base_loop(sd.base, EVLOOP_NONBLOCK);
 	for (i = 0; i < 3; i++)
