@@ -167,6 +167,12 @@ poll_db(void)
 		cd.reading = false;
 		return;
 	}
+	if (cd.ring.last < oldest - 1) {
+		/* cdcd itself lagged past retention: the ring restarts at the oldest. */
+		log_warnx("change_log pruned past %lld: skipping to %lld",
+		    (long long)cd.ring.last, (long long)oldest - 1);
+		ring_reset(&cd.ring, oldest - 1);
+	}
 	if (head < cd.ring.last) {
 		log_warnx("change_log head went back from %lld to %lld: resetting "
 		    "subscribers", (long long)cd.ring.last, (long long)head);
@@ -266,10 +272,17 @@ sub_fill(struct sub *s)
 		}
 		case SUB_SRC_DB: {
 			struct db_fill f = { .s = s, .last = s->cursor };
+			int64_t head, oldest;
 			int n;
 
 			if (!reader_ready())
 				return;
+			/* Pruned past this subscriber while it lagged: a gap. */
+			if (reader_bounds(&cd.rd, &head, &oldest) == 0 &&
+			    sub_needs_reset(s->cursor, oldest, head)) {
+				sub_reset(s, oldest, head);
+				continue;
+			}
 			rpc_buf_init(&f.out);
 			n = reader_events(&cd.rd, s->cursor, READ_BATCH, db_fill_cb, &f,
 			    err, sizeof(err));
@@ -279,12 +292,8 @@ sub_fill(struct sub *s)
 				return;
 			}
 			if (n == 0) {
-				/* Pruned before it was read: the subscriber has a gap. */
-				int64_t head, oldest;
-
+				/* Nothing after the cursor yet the ring is ahead: wait. */
 				rpc_buf_free(&f.out);
-				if (reader_bounds(&cd.rd, &head, &oldest) == 0)
-					sub_reset(s, oldest, head);
 				return;
 			}
 			s->cursor = f.last;

@@ -92,7 +92,10 @@ bool sub_filter_match(const struct sub_filter *, const char *project_id,
     const char *session_id, const char *type);
 void sub_filter_free(struct sub_filter *);
 
-/* A start point needs a reset when it is past the head or before the oldest retained event. */
+/*
+ * A cursor needs a reset when it is past the head, or when events after it
+ * were pruned (from 0 means the whole retained log and never does).
+ */
 bool sub_needs_reset(int64_t from, int64_t oldest, int64_t head);
 
 enum sub_source {

@@ -41,8 +41,11 @@ sub_filter_free(struct sub_filter *f)
 bool
 sub_needs_reset(int64_t from, int64_t oldest, int64_t head)
 {
-	/* Events from+1 .. oldest-1 are gone; a from past head is from another history. */
-	return from > head || from < oldest - 1;
+	/*
+	 * Events from+1 .. oldest-1 are gone; a from past head is from another
+	 * history.  from 0 asks for "the whole retained log", whatever its start.
+	 */
+	return from > head || (from > 0 && from < oldest - 1);
 }
 
 enum sub_source

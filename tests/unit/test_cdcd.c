@@ -146,8 +146,9 @@ START_TEST(reset_decisions)
 	/* An empty log after pruning: oldest is head + 1. */
 	ck_assert(!sub_needs_reset(100, 101, 100));
 	ck_assert(sub_needs_reset(99, 101, 100));
-	/* A fresh database: from 0 is the whole log. */
+	/* A fresh database: from 0 is the whole log; so after pruning. */
 	ck_assert(!sub_needs_reset(0, 1, 0));
+	ck_assert(!sub_needs_reset(0, 500, 900));
 	ck_assert(sub_needs_reset(5, 1, 0));
 }
 END_TEST
