@@ -124,6 +124,7 @@ struct addjob {
 	struct calls *calls;
 	struct rpc_buf upsert;
 	bool has_origin;
+	bool explicit_meta;		/* origin_url or display_name given */
 	char id[80], path[4096];
 };
 
@@ -162,11 +163,22 @@ add_checked(struct calls *c, void *arg)
 	}
 	arch = rpc_map_get(res, "archived_at");
 	if (res != NULL && (arch == NULL || arch->type == MSGPACK_OBJECT_NIL) &&
-	    rpc_obj_str(rpc_map_get(res, "path"), path, sizeof(path)) == 0 &&
-	    strcmp(path, a->path) != 0) {
-		peer_reply_errorf(a->req, RPC_CONFLICT, "project '%s' already exists "
-		    "at %s (choose another id)", a->id, path);
-		goto done;
+	    rpc_obj_str(rpc_map_get(res, "path"), path, sizeof(path)) == 0) {
+		struct rpc_buf b;
+
+		if (strcmp(path, a->path) != 0) {
+			peer_reply_errorf(a->req, RPC_CONFLICT, "project '%s' already "
+			    "exists at %s (choose another id)", a->id, path);
+			goto done;
+		}
+		if (!a->explicit_meta) {
+			/* Re-adding the same path: nothing to change. */
+			rpc_buf_init(&b);
+			msgpack_pack_object(&b.pk, *res);
+			peer_reply(a->req, b.sb.data, b.sb.size);
+			rpc_buf_free(&b);
+			goto done;
+		}
 	}
 	a->calls = calls_new(a->ctx->storaged, 1, add_upserted, a);
 	calls_add(a->calls, "project.upsert", a->upsert.sb.data, a->upsert.sb.size,
@@ -290,6 +302,7 @@ m_project_add(struct peer_req *r, void *arg)
 	if (display != NULL)
 		rpc_pack_kv_str(&a->upsert.pk, "display_name", display);
 	a->has_origin = origin != NULL;
+	a->explicit_meta = origin != NULL || display != NULL;
 	workspace_probe_repo(ctx, a->path, add_probed, a);
 }
 

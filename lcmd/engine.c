@@ -468,15 +468,36 @@ stop_done(void *arg, const char *error, const char *handle)
 
 static void cleanup_start(struct job *);
 
+/* After the step is stored (or needed no storing): messages, stops, cleanup. */
+static void
+run_effects(struct job *j)
+{
+	struct leffects *fx = j->fx;
+	int k;
+
+	for (k = 0; k < fx->nmessages; k++)
+		messenger_send(j->ctx->messenger, &j->session, fx->messages[k],
+		    message_done, j->ctx);
+	if (fx->stop_runtime && j->session.runtime_handle[0] != '\0')
+		runtime_stop(j->ctx, j->session.runtime, j->session.runtime_handle,
+		    stop_done, xstrdup(j->id));
+	if (j->kind == JK_LAUNCH && j->launch_error == NULL && j->prompt_after != NULL)
+		messenger_send(j->ctx->messenger, &j->session, j->prompt_after,
+		    message_done, j->ctx);
+	if (j->kind == JK_INPUT && j->in.type == IN_CLEANUP) {
+		cleanup_start(j);
+		return;
+	}
+	job_reply(j);
+}
+
 static void
 apply_done(struct calls *c, void *arg)
 {
 	struct job *j = arg;
 	const msgpack_object *res, *sess, *notes;
 	const struct rpc_error *err;
-	struct leffects *fx = j->fx;
 	uint32_t i;
-	int k;
 
 	if ((res = calls_result(c, 0, &err)) == NULL) {
 		log_warnx("%s: storing the step failed: %s", j->id, err->message);
@@ -493,20 +514,7 @@ apply_done(struct calls *c, void *arg)
 	for (i = 0; notes != NULL && notes->type == MSGPACK_OBJECT_ARRAY &&
 	    i < notes->via.array.size; i++)
 		notify_deliver(j->ctx->notify, &notes->via.array.ptr[i]);
-	for (k = 0; k < fx->nmessages; k++)
-		messenger_send(j->ctx->messenger, &j->session, fx->messages[k],
-		    message_done, j->ctx);
-	if (fx->stop_runtime && j->session.runtime_handle[0] != '\0')
-		runtime_stop(j->ctx, j->session.runtime, j->session.runtime_handle,
-		    stop_done, xstrdup(j->id));
-	if (j->kind == JK_LAUNCH && j->launch_error == NULL && j->prompt_after != NULL)
-		messenger_send(j->ctx->messenger, &j->session, j->prompt_after,
-		    message_done, j->ctx);
-	if (j->kind == JK_INPUT && j->in.type == IN_CLEANUP) {
-		cleanup_start(j);
-		return;
-	}
-	job_reply(j);
+	run_effects(j);
 }
 
 static void
@@ -540,7 +548,6 @@ step(struct job *j)
 	struct lfacts f;
 	struct leffects *fx;
 	struct rpc_buf b;
-	int k;
 
 	if (j->kind == JK_GET) {
 		job_reply(j);
@@ -569,10 +576,7 @@ step(struct job *j)
 	j->ctx->stats.inputs++;
 	if (!reducer_session_changed(&j->session, &fx->next) && fx->ntrackers == 0 &&
 	    fx->nnotes == 0 && j->kind != JK_LAUNCH) {
-		for (k = 0; k < fx->nmessages; k++)
-			messenger_send(j->ctx->messenger, &j->session, fx->messages[k],
-			    message_done, j->ctx);
-		job_reply(j);
+		run_effects(j);
 		return;
 	}
 	log_debug("%s: %s → %s, %d tracker changes, %d notifications, %d messages",

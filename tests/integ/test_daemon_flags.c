@@ -34,6 +34,8 @@ static const struct {
 	{ "reaperd", "tick_ms", "--tick-ms" },
 	{ "supervisor", "stop_timeout_ms", "--stop-timeout-ms" },
 };
+/* Daemons from this index on still exit 100 "not implemented". */
+#define TEST_FLAGS_FIRST_TODO 3
 #define TEST_FLAGS_NDAEMONS \
 	(int)(sizeof(test_flags_daemons) / sizeof(test_flags_daemons[0]))
 
@@ -323,9 +325,10 @@ daemon_flags_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_flags_help, 0, TEST_FLAGS_NDAEMONS);
 	tcase_add_loop_test(tc, test_flags_version, 0, TEST_FLAGS_NDAEMONS);
-	tcase_add_loop_test(tc, test_flags_not_implemented, 0,
+	/* Only the daemons still to be written stop at "not implemented". */
+	tcase_add_loop_test(tc, test_flags_not_implemented, TEST_FLAGS_FIRST_TODO,
 	    TEST_FLAGS_NDAEMONS);
-	tcase_add_loop_test(tc, test_flags_config_values, 0,
+	tcase_add_loop_test(tc, test_flags_config_values, TEST_FLAGS_FIRST_TODO,
 	    TEST_FLAGS_NDAEMONS);
 	suite_add_tcase(s, tc);
 

@@ -263,19 +263,23 @@ char *
 testlib_read_file(const char *path)
 {
 	FILE *f = fopen(path, "r");
-	char *buf;
-	long n;
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
 
 	if (f == NULL)
 		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = calloc(1, n + 1);
-	if (buf != NULL && fread(buf, 1, n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
+	/* Read to EOF: /proc files report size 0. */
+	do {
+		if (cap - len < 4096) {
+			cap = cap * 2 + 8192;
+			buf = realloc(buf, cap + 1);
+			if (buf == NULL)
+				abort();
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+	} while (n > 0);
 	fclose(f);
+	buf[len] = '\0';
 	return buf;
 }
