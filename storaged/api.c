@@ -530,35 +530,6 @@ static const struct update_field {
 };
 #define NUPDATE_FIELDS (sizeof(update_fields) / sizeof(update_fields[0]))
 
-/*
- * One statement serves every partial update: parameter 2k+2 says whether
- * field k of update_fields is given, 2k+3 is its value.
- */
-static const char sql_session_update[] =
-    "UPDATE sessions SET"
-    " state = CASE WHEN ?2 THEN ?3 ELSE state END,"
-    " termination_reason = CASE WHEN ?4 THEN ?5 ELSE termination_reason END,"
-    " is_alive = CASE WHEN ?6 THEN ?7 ELSE is_alive END,"
-    " activity_state = CASE WHEN ?8 THEN ?9 ELSE activity_state END,"
-    " activity_at = CASE WHEN ?10 THEN ?11 ELSE activity_at END,"
-    " activity_source = CASE WHEN ?12 THEN ?13 ELSE activity_source END,"
-    " detecting_attempts = CASE WHEN ?14 THEN ?15 ELSE detecting_attempts END,"
-    " detecting_started_at = CASE WHEN ?16 THEN ?17 ELSE detecting_started_at END,"
-    " detecting_evidence_hash = CASE WHEN ?18 THEN ?19"
-    "   ELSE detecting_evidence_hash END,"
-    " branch = CASE WHEN ?20 THEN ?21 ELSE branch END,"
-    " workspace_path = CASE WHEN ?22 THEN ?23 ELSE workspace_path END,"
-    " runtime_handle = CASE WHEN ?24 THEN ?25 ELSE runtime_handle END,"
-    " agent_session_id = CASE WHEN ?26 THEN ?27 ELSE agent_session_id END,"
-    " prompt = CASE WHEN ?28 THEN ?29 ELSE prompt END,"
-    " issue_id = CASE WHEN ?30 THEN ?31 ELSE issue_id END,"
-    " harness = CASE WHEN ?32 THEN ?33 ELSE harness END,"
-    " state_before_detecting = CASE WHEN ?34 THEN ?35"
-    "   ELSE state_before_detecting END,"
-    " dead_probes = CASE WHEN ?36 THEN ?37 ELSE dead_probes END,"
-    " updated_at = ?38"
-    " WHERE id = ?1";
-
 static int
 bind_field(sqlite3_stmt *s, int idx, const struct update_field *f,
     const msgpack_object *v, msgpack_zone *zone, struct rpc_error *err)
@@ -625,20 +596,23 @@ bind_field(sqlite3_stmt *s, int idx, const struct update_field *f,
 
 /*
  * Validates the fields of map m (keys of update_fields; "id" is skipped when
- * skip_id) and binds them to the update statement, which exec_update then
- * runs.  Nothing may use that statement in between.  seen, when not NULL,
- * marks the keys consumed.
+ * skip_id) and binds them to an UPDATE that sets exactly those fields (one
+ * cached statement per combination: assigning untouched columns would run
+ * their CHECK constraints for nothing).  *out is then run by exec_update.
+ * seen, when not NULL, marks the keys consumed.
  */
 static int
 bind_update(struct store *st, const msgpack_object_map *m, bool *seen,
-    msgpack_zone *zone, bool skip_id, struct rpc_error *err)
+    msgpack_zone *zone, bool skip_id, sqlite3_stmt **out, struct rpc_error *err)
 {
-	sqlite3_stmt *s = store_stmt(st, sql_session_update);
+	int pos[NUPDATE_FIELDS], where[NUPDATE_FIELDS];
+	char sql[2048];
+	size_t k, off, n = 0;
+	sqlite3_stmt *s;
 	uint32_t i;
-	size_t k;
 
 	for (k = 0; k < NUPDATE_FIELDS; k++)
-		sqlite3_bind_int(s, (int)(2 * k + 2), 0);
+		pos[k] = -1;
 	for (i = 0; m != NULL && i < m->size; i++) {
 		const msgpack_object *key = &m->ptr[i].key;
 		char name[64];
@@ -655,24 +629,39 @@ bind_update(struct store *st, const msgpack_object_map *m, bool *seen,
 		if (k == NUPDATE_FIELDS)
 			return rpc_error_set(err, RPC_BAD_REQUEST,
 			    "unknown parameter '%s'", name);
-		sqlite3_bind_int(s, (int)(2 * k + 2), 1);
-		if (bind_field(s, (int)(2 * k + 3), &update_fields[k], &m->ptr[i].val,
+		pos[k] = (int)i;
+	}
+	off = (size_t)snprintf(sql, sizeof(sql), "UPDATE sessions SET");
+	for (k = 0; k < NUPDATE_FIELDS; k++)
+		if (pos[k] >= 0) {
+			where[k] = (int)(2 + n++);
+			off += (size_t)snprintf(sql + off, sizeof(sql) - off,
+			    " %s = ?%d,", update_fields[k].name, where[k]);
+		}
+	snprintf(sql + off, sizeof(sql) - off, " updated_at = ?%zu WHERE id = ?1",
+	    2 + n);
+	s = store_stmt_text(st, sql);
+	for (k = 0; k < NUPDATE_FIELDS; k++) {
+		if (pos[k] < 0)
+			continue;
+		if (bind_field(s, where[k], &update_fields[k], &m->ptr[pos[k]].val,
 		    zone, err) == -1)
 			return -1;
 		if (seen != NULL)
-			seen[i] = true;
+			seen[pos[k]] = true;
 	}
+	sqlite3_bind_int64(s, (int)(2 + n), store_now(st));
+	*out = s;
 	return 0;
 }
 
+/* Runs the update bound by bind_update for session id. */
 static int
-exec_update(struct store *st, const char *id, struct rpc_error *err)
+exec_update(struct store *st, sqlite3_stmt *s, const char *id, struct rpc_error *err)
 {
-	sqlite3_stmt *s = store_stmt_bound(st, sql_session_update);
 	int rc;
 
 	bind_str(s, 1, id);
-	sqlite3_bind_int64(s, 38, store_now(st));
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc == SQLITE_CONSTRAINT_CHECK &&
@@ -690,11 +679,12 @@ static int
 session_update(struct store *st, struct rpc_params *p, msgpack_packer *out,
     struct rpc_error *err)
 {
+	sqlite3_stmt *s;
 	const char *id;
 
-	if (bind_update(st, p->map, p->seen, p->zone, true, err) == -1 ||
+	if (bind_update(st, p->map, p->seen, p->zone, true, &s, err) == -1 ||
 	    rpc_get_str(p, "id", RPC_REQUIRED, &id) == -1 ||
-	    rpc_params_end(p) == -1 || exec_update(st, id, err) == -1)
+	    rpc_params_end(p) == -1 || exec_update(st, s, id, err) == -1)
 		return -1;
 	return session_pack(st, id, out, err);
 }
@@ -1231,6 +1221,7 @@ session_apply(struct store *st, struct rpc_params *p, msgpack_packer *out,
 	static const char sql_clear_one[] =
 	    "DELETE FROM reaction_trackers WHERE session_id = ?1 AND reaction = ?2";
 	const msgpack_object *update = NULL, *trackers = NULL, *notes = NULL;
+	sqlite3_stmt *upd;
 	struct rpc_params sub;
 	struct rpc_buf nbuf;
 	const char *id;
@@ -1247,7 +1238,7 @@ session_apply(struct store *st, struct rpc_params *p, msgpack_packer *out,
 	if (session_exists(st, id, err) == -1)
 		return -1;
 	if (update != NULL && (bind_update(st, &update->via.map, NULL, p->zone, false,
-	    err) == -1 || exec_update(st, id, err) == -1))
+	    &upd, err) == -1 || exec_update(st, upd, id, err) == -1))
 		return -1;
 	for (i = 0; trackers != NULL && i < trackers->via.array.size; i++) {
 		const msgpack_object *o = &trackers->via.array.ptr[i];
@@ -1518,6 +1509,10 @@ api_method_at(int i)
 	return &api_methods[i];
 }
 
+static const char sql_savepoint[] = "SAVEPOINT api";
+static const char sql_rollback_to[] = "ROLLBACK TO api";
+static const char sql_release[] = "RELEASE api";
+
 int
 api_call(struct store *st, const struct api_method *m, const msgpack_object *params,
     msgpack_zone *zone, struct rpc_buf *out, struct rpc_error *err)
@@ -1528,7 +1523,7 @@ api_call(struct store *st, const struct api_method *m, const msgpack_object *par
 	rpc_error_clear(err);
 	if (rpc_params_init(&p, params, zone, NULL, err) == -1)
 		return -1;
-	if (m->write && store_exec(st, "SAVEPOINT api", err) == -1)
+	if (m->write && store_step_sql(st, sql_savepoint, err) == -1)
 		return -1;
 	r = m->fn(st, &p, &out->pk, err);
 	if (r == -1 && err->code == RPC_OK)
@@ -1537,8 +1532,8 @@ api_call(struct store *st, const struct api_method *m, const msgpack_object *par
 		struct rpc_error e2;
 
 		if (r == -1)
-			store_exec(st, "ROLLBACK TO api", &e2);
-		if (store_exec(st, "RELEASE api", r == -1 ? &e2 : err) == -1)
+			store_step_sql(st, sql_rollback_to, &e2);
+		if (store_step_sql(st, sql_release, r == -1 ? &e2 : err) == -1)
 			r = -1;
 	}
 	if (r == -1)

@@ -9,6 +9,7 @@
  * batch behind them, so a client always reads its writes.  After a commit
  * that added change_log rows, watchers get `committed {head}`.
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -287,6 +288,12 @@ main(int argc, char **argv)
 
 	memset(&sd, 0, sizeof(sd));
 	TAILQ_INIT(&sd.batch);
+	/*
+	 * SQLite's per-statement scratch (page caches of ephemeral tables) is
+	 * allocated and freed on every batch; without this glibc returns it to
+	 * the kernel each time and faults it back in (bench: ~3x CPU/write).
+	 */
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
 	daemon_init(&opts, argc, argv, "storaged",
 	    "The sole writer of ao.db: projects, sessions, PRs, the change log.",
 	    storaged_keys, &sd.cfg);

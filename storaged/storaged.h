@@ -27,6 +27,7 @@ int schema_migrate(sqlite3 *, int *too_new, char *err, size_t errlen);
 
 /* store.c: the database handle, cached statements, transactions, errors. */
 #define STORE_MAX_STMTS 96
+#define STORE_MAX_DYN 64
 
 struct store {
 	sqlite3 *db;
@@ -35,6 +36,11 @@ struct store {
 		sqlite3_stmt *st;
 	} stmts[STORE_MAX_STMTS];
 	int nstmts;
+	struct {
+		char *sql;	/* identity: the text (built at run time) */
+		sqlite3_stmt *st;
+	} dyn[STORE_MAX_DYN];
+	int ndyn;
 	int64_t fixed_now;	/* tests: a fixed clock when > 0 */
 };
 
@@ -48,8 +54,10 @@ void store_close(struct store *);
 int64_t store_now(const struct store *);
 /* A reset prepared statement for a static SQL literal (prepared once). */
 sqlite3_stmt *store_stmt(struct store *, const char *sql);
-/* The same statement with its bindings kept (no reset): for two-phase use. */
-sqlite3_stmt *store_stmt_bound(struct store *, const char *sql);
+/* A reset prepared statement for SQL built at run time (cached by its text). */
+sqlite3_stmt *store_stmt_text(struct store *, const char *sql);
+/* Steps a cached statement-free command such as "SAVEPOINT api" once. */
+int store_step_sql(struct store *, const char *sql, struct rpc_error *);
 /* Maps the last SQLite failure (rc) to an rpc error; returns -1. */
 int store_sqlerr(struct store *, int rc, struct rpc_error *);
 /* Runs one statement-free SQL command such as "BEGIN IMMEDIATE". */

@@ -1,8 +1,10 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/aotime.h"
 #include "common/log.h"
+#include "common/xmalloc.h"
 #include "storaged/storaged.h"
 
 static int
@@ -54,6 +56,11 @@ store_close(struct store *st)
 	for (i = 0; i < st->nstmts; i++)
 		sqlite3_finalize(st->stmts[i].st);
 	st->nstmts = 0;
+	for (i = 0; i < st->ndyn; i++) {
+		sqlite3_finalize(st->dyn[i].st);
+		free(st->dyn[i].sql);
+	}
+	st->ndyn = 0;
 	if (st->db != NULL)
 		sqlite3_close(st->db);
 	st->db = NULL;
@@ -89,14 +96,43 @@ store_stmt(struct store *st, const char *sql)
 }
 
 sqlite3_stmt *
-store_stmt_bound(struct store *st, const char *sql)
+store_stmt_text(struct store *st, const char *sql)
 {
+	sqlite3_stmt *s;
 	int i;
 
-	for (i = 0; i < st->nstmts; i++)
-		if (st->stmts[i].sql == sql)
-			return st->stmts[i].st;
-	fatalx("store_stmt_bound: statement was never prepared");
+	for (i = 0; i < st->ndyn; i++)
+		if (strcmp(st->dyn[i].sql, sql) == 0) {
+			sqlite3_reset(st->dyn[i].st);
+			sqlite3_clear_bindings(st->dyn[i].st);
+			return st->dyn[i].st;
+		}
+	if (st->ndyn == STORE_MAX_DYN) {
+		/* Full: drop the oldest (combinations are few in practice). */
+		sqlite3_finalize(st->dyn[0].st);
+		free(st->dyn[0].sql);
+		memmove(&st->dyn[0], &st->dyn[1], (STORE_MAX_DYN - 1) * sizeof(st->dyn[0]));
+		st->ndyn--;
+	}
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s,
+	    NULL) != SQLITE_OK)
+		fatalx("preparing \"%s\": %s", sql, sqlite3_errmsg(st->db));
+	st->dyn[st->ndyn].sql = xstrdup(sql);
+	st->dyn[st->ndyn].st = s;
+	st->ndyn++;
+	return s;
+}
+
+int
+store_step_sql(struct store *st, const char *sql, struct rpc_error *err)
+{
+	sqlite3_stmt *s = store_stmt(st, sql);
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return store_sqlerr(st, rc, err);
+	return 0;
 }
 
 int

@@ -1,0 +1,679 @@
+/*
+ * Storage benchmark: ao-storaged's group-committed session.update throughput
+ * from 8 concurrent clients and its one-call-at-a-time latency, against raw
+ * SQLite applying the same updates in-process and a raw Unix socket round
+ * trip, all measured in the same run.
+ *
+ *   storaged_bench BIN_DIR
+ *
+ * The raw baseline runs on an ao.db that a real ao-storaged created and
+ * populated, so the schema, CHECKs and change-capture triggers are the
+ * daemon's own.  Every update flips a session's activity_state between
+ * active and idle, so session_updated fires and writes change_log, as real
+ * traffic does; both sides check that it did, once per update.  The raw
+ * UPDATE sets just the columns that change (activity_state, activity_at,
+ * updated_at), as a hand-written program would: what storaged costs beyond
+ * that, its generic statement included, is what the ratios show.
+ *
+ * Prints a markdown table and "BENCH <name> <value> <unit>" lines.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sqlite3.h>
+
+#include "common/aotime.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "proto/bclient.h"
+#include "proto/client.h"
+
+#define NCLIENTS	8
+#define WINDOW		64		/* requests in flight per client */
+#define SESS_PER_CLIENT	8		/* each client owns its sessions */
+#define NSESS		(NCLIENTS * SESS_PER_CLIENT)
+#define NWRITES		40000		/* updates per throughput figure */
+#define RAW_BATCH	100		/* rows per batched raw transaction */
+#define RAW_1ROW_N	10000		/* 1-row raw transactions: slow, fewer */
+#define LAT_N		5000
+#define WARMUP_N	500
+#define RTT_N		20000
+#define CALL_MS		10000
+#define SETTLE_MS	300		/* before reading the idle RSS */
+
+static struct {
+	char dir[32];		/* the temporary directory of the run */
+	pid_t self;
+	pid_t daemon;		/* the running ao-storaged, or -1 */
+	int done;		/* the run finished: remove dir */
+	char ids[NSESS][32];
+	/* activity_state last written per session: 0 unknown, 1 active, 2 idle. */
+	int activity[NSESS];
+} bench;
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The p-th percentile of v[0..n) in microseconds; sorts v. */
+static double
+percentile_us(int64_t *v, size_t n, int p)
+{
+	size_t i;
+
+	qsort(v, n, sizeof(*v), cmp_i64);
+	i = n * (size_t)p / 100;
+	if (i >= n)
+		i = n - 1;
+	return (double)v[i] / 1000.0;
+}
+
+/* The next activity_state of session i: never the one it has, so the trigger fires. */
+static const char *
+next_activity(int i)
+{
+	bench.activity[i] = bench.activity[i] == 1 ? 2 : 1;
+	return bench.activity[i] == 1 ? "active" : "idle";
+}
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+/* atexit: a failed run still stops its daemon, but keeps the directory for its logs. */
+static void
+cleanup(void)
+{
+	if (getpid() != bench.self)
+		return;
+	if (bench.daemon > 0) {
+		kill(bench.daemon, SIGTERM);
+		waitpid(bench.daemon, NULL, 0);
+		bench.daemon = -1;
+	}
+	if (bench.done)
+		nftw(bench.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	else if (bench.dir[0] != '\0')
+		fprintf(stderr, "storaged_bench: kept %s (daemon logs: *.log)\n",
+		    bench.dir);
+}
+
+/*
+ * Starts BIN_DIR/ao-storaged on data dir `data` (sockets in data/run, stderr
+ * to data.log) and waits for its readiness line.  Fills sock.
+ */
+static void
+storaged_start(const char *bin, const char *data, char *sock, size_t socklen)
+{
+	char exe[4096], a_data[4200], a_run[4200], a_fd[32], logf[4200], c;
+	ssize_t n;
+	int p[2], fd;
+	pid_t pid;
+
+	snprintf(exe, sizeof(exe), "%s/ao-storaged", bin);
+	snprintf(a_data, sizeof(a_data), "--data-dir=%s", data);
+	snprintf(a_run, sizeof(a_run), "--runtime-dir=%s/run", data);
+	snprintf(logf, sizeof(logf), "%s.log", data);
+	snprintf(sock, socklen, "%s/run/storaged.sock", data);
+	if (pipe(p) == -1)
+		fatal("pipe");
+	if ((pid = fork()) == -1)
+		fatal("fork");
+	if (pid == 0) {
+		close(p[0]);
+		if ((fd = open(logf, O_WRONLY | O_CREAT | O_APPEND, 0600)) != -1) {
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+		/* Not systemd's child: bind our own socket, notify nobody. */
+		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_PID");
+		unsetenv("LISTEN_FDNAMES");
+		unsetenv("NOTIFY_SOCKET");
+		snprintf(a_fd, sizeof(a_fd), "--ready-fd=%d", p[1]);
+		execl(exe, exe, a_data, a_run, a_fd, (char *)NULL);
+		dprintf(STDERR_FILENO, "exec %s: %s\n", exe, strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	bench.daemon = pid;
+	do
+		n = read(p[0], &c, 1);
+	while (n == -1 && errno == EINTR);
+	close(p[0]);
+	if (n != 1)
+		fatalx("%s did not start: see %s", exe, logf);
+}
+
+static void
+storaged_stop(void)
+{
+	int status;
+
+	kill(bench.daemon, SIGTERM);
+	if (waitpid(bench.daemon, &status, 0) == -1)
+		fatal("waitpid");
+	bench.daemon = -1;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fatalx("ao-storaged did not exit cleanly (status %#x)", status);
+}
+
+static void
+call(struct bclient *bc, const char *method, const struct rpc_buf *params,
+    struct bclient_msg *res)
+{
+	struct rpc_error err;
+
+	if (bclient_call(bc, method, params != NULL ? params->sb.data : NULL,
+	    params != NULL ? params->sb.size : 0, CALL_MS, res, &err) == -1)
+		fatalx("%s: %s", method, err.message);
+}
+
+static int64_t
+result_i64(const struct bclient_msg *res, const char *key)
+{
+	int64_t v;
+
+	if (rpc_obj_i64(rpc_map_get(res->m.result, key), &v) == -1)
+		fatalx("result has no integer '%s'", key);
+	return v;
+}
+
+/* One project and NSESS sessions, whose ids go to bench.ids. */
+static void
+populate(const char *sock)
+{
+	struct bclient_msg res;
+	struct rpc_buf b;
+	struct bclient *bc;
+	char err[256];
+	int i;
+
+	if ((bc = bclient_connect(sock, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	rpc_buf_init(&b);
+	msgpack_pack_map(&b.pk, 2);
+	rpc_pack_kv_str(&b.pk, "id", "bench");
+	rpc_pack_kv_str(&b.pk, "path", "/nonexistent/bench");
+	call(bc, "project.upsert", &b, &res);
+	bclient_msg_free(&res);
+	for (i = 0; i < NSESS; i++) {
+		rpc_buf_reset(&b);
+		msgpack_pack_map(&b.pk, 1);
+		rpc_pack_kv_str(&b.pk, "project_id", "bench");
+		call(bc, "session.create", &b, &res);
+		if (rpc_obj_str(rpc_map_get(res.m.result, "id"), bench.ids[i],
+		    sizeof(bench.ids[i])) == -1)
+			fatalx("session.create returned no id");
+		bclient_msg_free(&res);
+	}
+	rpc_buf_free(&b);
+	bclient_free(bc);
+}
+
+static void
+pack_update(struct rpc_buf *b, int sess)
+{
+	rpc_buf_reset(b);
+	msgpack_pack_map(&b->pk, 3);
+	rpc_pack_kv_str(&b->pk, "id", bench.ids[sess]);
+	rpc_pack_kv_str(&b->pk, "activity_state", next_activity(sess));
+	rpc_pack_kv_i64(&b->pk, "activity_at", aotime_wall_ms());
+}
+
+/* storaged's stats: commits, writes and head. */
+static void
+storaged_stats(const char *sock, int64_t *commits, int64_t *writes, int64_t *head)
+{
+	struct bclient_msg res;
+	struct bclient *bc;
+	char err[256];
+
+	if ((bc = bclient_connect(sock, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	call(bc, "stats", NULL, &res);
+	*commits = result_i64(&res, "commits");
+	*writes = result_i64(&res, "writes");
+	*head = result_i64(&res, "head");
+	bclient_msg_free(&res);
+	bclient_free(bc);
+}
+
+/* Raw baseline: 32-byte messages echoed by a child over a socketpair. */
+static double
+raw_rtt_us(void)
+{
+	char buf[32] = { 0 };
+	int sv[2], i;
+	pid_t pid;
+	int64_t t0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
+		fatal("socketpair");
+	if ((pid = fork()) == 0) {
+		close(sv[0]);
+		while (read(sv[1], buf, sizeof(buf)) > 0)
+			if (write(sv[1], buf, sizeof(buf)) != sizeof(buf))
+				_exit(1);
+		_exit(0);
+	}
+	close(sv[1]);
+	t0 = aotime_mono_us();
+	for (i = 0; i < RTT_N; i++) {
+		if (write(sv[0], buf, sizeof(buf)) != sizeof(buf) ||
+		    read(sv[0], buf, sizeof(buf)) <= 0)
+			fatal("raw round trip");
+	}
+	t0 = aotime_mono_us() - t0;
+	close(sv[0]);
+	waitpid(pid, NULL, 0);
+	return (double)t0 / RTT_N;
+}
+
+/* Raw SQLite, opened as store_open() opens ao.db. */
+
+static void
+raw_exec(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fatalx("%s: %s", sql, msg != NULL ? msg : sqlite3_errmsg(db));
+}
+
+static sqlite3 *
+raw_open(const char *path)
+{
+	sqlite3 *db;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	    NULL) != SQLITE_OK)
+		fatalx("opening %s: %s", path, sqlite3_errmsg(db));
+	sqlite3_busy_timeout(db, 5000);
+	raw_exec(db, "PRAGMA journal_mode=WAL");
+	raw_exec(db, "PRAGMA synchronous=NORMAL");
+	raw_exec(db, "PRAGMA foreign_keys=ON");
+	return db;
+}
+
+static sqlite3_stmt *
+raw_prepare(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s;
+
+	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s,
+	    NULL) != SQLITE_OK)
+		fatalx("preparing \"%s\": %s", sql, sqlite3_errmsg(db));
+	return s;
+}
+
+static void
+raw_step(sqlite3 *db, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		fatalx("%s: %s", sqlite3_sql(s), sqlite3_errmsg(db));
+}
+
+static int64_t
+raw_head(sqlite3 *db)
+{
+	sqlite3_stmt *s = raw_prepare(db,
+	    "SELECT seq FROM sqlite_sequence WHERE name = 'change_log'");
+	int64_t v = 0;
+
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/*
+ * n updates in transactions of `batch` rows; returns updates/s.  With batch
+ * 1, txn_us[0] and txn_us[1] are the p50 and p99 transaction times.
+ */
+static double
+raw_writes_per_s(sqlite3 *db, int n, int batch, double txn_us[2])
+{
+	sqlite3_stmt *begin, *update, *commit;
+	int64_t t0, t1, head, *ns = NULL;
+	int i, k, sess;
+
+	begin = raw_prepare(db, "BEGIN IMMEDIATE");
+	commit = raw_prepare(db, "COMMIT");
+	update = raw_prepare(db, "UPDATE sessions SET activity_state = ?2,"
+	    " activity_at = ?3, updated_at = ?3 WHERE id = ?1");
+	if (batch == 1)
+		ns = xcalloc((size_t)n, sizeof(*ns));
+	head = raw_head(db);
+	t0 = now_ns();
+	for (i = 0; i < n; i += batch) {
+		t1 = now_ns();
+		raw_step(db, begin);
+		for (k = 0; k < batch; k++) {
+			sess = (i + k) % NSESS;
+			sqlite3_bind_text(update, 1, bench.ids[sess], -1, SQLITE_STATIC);
+			sqlite3_bind_text(update, 2, next_activity(sess), -1,
+			    SQLITE_STATIC);
+			sqlite3_bind_int64(update, 3, aotime_wall_ms());
+			raw_step(db, update);
+			if (sqlite3_changes(db) != 1)
+				fatalx("no session '%s'", bench.ids[sess]);
+		}
+		raw_step(db, commit);
+		if (ns != NULL)
+			ns[i] = now_ns() - t1;
+	}
+	t0 = now_ns() - t0;
+	sqlite3_finalize(begin);
+	sqlite3_finalize(update);
+	sqlite3_finalize(commit);
+	if (raw_head(db) - head != n)
+		fatalx("raw: %lld change_log rows for %d updates",
+		    (long long)(raw_head(db) - head), n);
+	if (ns != NULL) {
+		txn_us[0] = percentile_us(ns, (size_t)n, 50);
+		txn_us[1] = percentile_us(ns, (size_t)n, 99);
+		free(ns);
+	}
+	return n / ((double)t0 / 1e9);
+}
+
+/* NCLIENTS event-driven clients in one loop, WINDOW calls in flight each. */
+
+struct writer {
+	struct client *c;
+	struct event_base *base;
+	int idx, sent, done;
+	int *running;
+	struct rpc_buf params;
+};
+
+#define PER_CLIENT (NWRITES / NCLIENTS)
+
+static void writer_issue(struct writer *);
+
+static void
+writer_reply(void *arg, const struct rpc_error *err, const msgpack_object *result)
+{
+	struct writer *w = arg;
+
+	(void)result;
+	if (err != NULL)
+		fatalx("session.update: %s", err->message);
+	if (++w->done < PER_CLIENT)
+		writer_issue(w);
+	else if (--*w->running == 0)
+		event_base_loopbreak(w->base);
+}
+
+static void
+writer_issue(struct writer *w)
+{
+	int j;
+
+	if (w->sent == PER_CLIENT)
+		return;
+	j = w->sent++;
+	pack_update(&w->params, w->idx * SESS_PER_CLIENT + j % SESS_PER_CLIENT);
+	client_call(w->c, "session.update", w->params.sb.data, w->params.sb.size,
+	    CALL_MS, writer_reply, w);
+}
+
+static void
+writer_connect(struct client *c, void *arg)
+{
+	struct writer *w = arg;
+	int i;
+
+	(void)c;
+	for (i = 0; i < WINDOW; i++)
+		writer_issue(w);
+}
+
+static void
+writer_disconnect(struct client *c, const char *reason, void *arg)
+{
+	(void)c;
+	(void)arg;
+	fatalx("storaged went away: %s", reason);
+}
+
+static double
+storaged_writes_per_s(const char *sock)
+{
+	static const struct client_cbs cbs = { writer_connect, writer_disconnect, NULL };
+	struct writer w[NCLIENTS];
+	struct event_base *base;
+	int i, running = NCLIENTS;
+	int64_t t0;
+
+	if ((base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	memset(w, 0, sizeof(w));
+	t0 = now_ns();
+	for (i = 0; i < NCLIENTS; i++) {
+		w[i].base = base;
+		w[i].idx = i;
+		w[i].running = &running;
+		rpc_buf_init(&w[i].params);
+		w[i].c = client_new(base, sock, &cbs, &w[i], NULL);
+	}
+	event_base_dispatch(base);
+	t0 = now_ns() - t0;
+	for (i = 0; i < NCLIENTS; i++) {
+		client_free(w[i].c);
+		rpc_buf_free(&w[i].params);
+	}
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	event_base_free(base);
+	return NWRITES / ((double)t0 / 1e9);
+}
+
+/* One client, one session.update at a time: p50 and p99 in microseconds. */
+static void
+storaged_latency(const char *sock, double *p50, double *p99)
+{
+	struct bclient_msg res;
+	struct rpc_buf b;
+	struct bclient *bc;
+	char err[256];
+	int64_t t0, *ns;
+	int i;
+
+	if ((bc = bclient_connect(sock, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	ns = xcalloc(LAT_N, sizeof(*ns));
+	rpc_buf_init(&b);
+	for (i = 0; i < WARMUP_N + LAT_N; i++) {
+		pack_update(&b, i % NSESS);
+		t0 = now_ns();
+		call(bc, "session.update", &b, &res);
+		t0 = now_ns() - t0;
+		bclient_msg_free(&res);
+		if (i >= WARMUP_N)
+			ns[i - WARMUP_N] = t0;
+	}
+	*p50 = percentile_us(ns, LAT_N, 50);
+	*p99 = percentile_us(ns, LAT_N, 99);
+	free(ns);
+	rpc_buf_free(&b);
+	bclient_free(bc);
+}
+
+/* CPU time (user + system) and minor page faults of a process so far. */
+struct usage {
+	double cpu_s;
+	unsigned long minflt;
+};
+
+static void
+proc_usage(pid_t pid, struct usage *u)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut, st;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		fatal("%s", path);
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	/* The command name may hold spaces: fields are counted after its ')'. */
+	if (p == NULL || (p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %lu %*u %*u %*u %lu %lu",
+	    &u->minflt, &ut, &st) != 3)
+		fatalx("%s: unexpected format", path);
+	u->cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long
+rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		fatal("%s", path);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	if (kib < 0)
+		fatalx("%s: no VmRSS", path);
+	return kib;
+}
+
+int
+main(int argc, char **argv)
+{
+	char data[64], sock[128], db[128];
+	double rtt, raw1, rawb, txn[2], w8, p50, p99, ratio_w, ratio_l, cpu, flt, per;
+	int64_t c0, c1, n0, n1, h0, h1;
+	struct usage u0, u1;
+	struct timespec settle = { 0, SETTLE_MS * 1000000L };
+	sqlite3 *raw;
+	long rss;
+
+	log_init("storaged_bench", 0);
+	if (argc != 2) {
+		fprintf(stderr, "usage: storaged_bench BIN_DIR\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	bench.self = getpid();
+	bench.daemon = -1;
+	snprintf(bench.dir, sizeof(bench.dir), "/tmp/aoS.XXXXXX");
+	if (mkdtemp(bench.dir) == NULL)
+		fatal("mkdtemp");
+	atexit(cleanup);
+
+	/* The raw baseline's database: made and populated by the daemon itself. */
+	snprintf(data, sizeof(data), "%s/raw", bench.dir);
+	storaged_start(argv[1], data, sock, sizeof(sock));
+	populate(sock);
+	storaged_stop();
+
+	rtt = raw_rtt_us();
+	snprintf(db, sizeof(db), "%s/ao.db", data);
+	raw = raw_open(db);
+	raw1 = raw_writes_per_s(raw, RAW_1ROW_N, 1, txn);
+	rawb = raw_writes_per_s(raw, NWRITES, RAW_BATCH, NULL);
+	if (sqlite3_close(raw) != SQLITE_OK)
+		fatalx("closing %s", db);
+
+	memset(bench.activity, 0, sizeof(bench.activity));
+	snprintf(data, sizeof(data), "%s/srv", bench.dir);
+	storaged_start(argv[1], data, sock, sizeof(sock));
+	populate(sock);
+	storaged_stats(sock, &c0, &n0, &h0);
+	proc_usage(bench.daemon, &u0);
+	w8 = storaged_writes_per_s(sock);
+	proc_usage(bench.daemon, &u1);
+	storaged_stats(sock, &c1, &n1, &h1);
+	if (n1 - n0 != NWRITES || h1 - h0 != NWRITES)
+		fatalx("storaged: %lld writes, %lld change_log rows for %d updates",
+		    (long long)(n1 - n0), (long long)(h1 - h0), NWRITES);
+	storaged_latency(sock, &p50, &p99);
+	nanosleep(&settle, NULL);
+	rss = rss_kib(bench.daemon);
+	storaged_stop();
+	bench.done = 1;
+
+	ratio_w = w8 / rawb;
+	ratio_l = p50 / (txn[0] + rtt);
+	per = (double)(n1 - n0) / (double)(c1 - c0);
+	cpu = (u1.cpu_s - u0.cpu_s) * 1e6 / NWRITES;
+	flt = (double)(u1.minflt - u0.minflt) / NWRITES;
+	printf("| figure | value |\n|---|---|\n");
+	printf("| storaged session.update, %d clients × window %d | %.0f /s |\n",
+	    NCLIENTS, WINDOW, w8);
+	printf("| storaged writes per group commit (%d clients) | %.1f |\n",
+	    NCLIENTS, per);
+	printf("| storaged CPU per write (%d clients) | %.1f us |\n", NCLIENTS, cpu);
+	printf("| storaged minor page faults per write (%d clients) | %.2f |\n",
+	    NCLIENTS, flt);
+	printf("| raw SQLite UPDATE, 1 row per transaction | %.0f /s |\n", raw1);
+	printf("| raw SQLite UPDATE, %d rows per transaction | %.0f /s |\n",
+	    RAW_BATCH, rawb);
+	printf("| ratio storaged %dc / raw batched (target ≥ 0.7) | %.2f |\n",
+	    NCLIENTS, ratio_w);
+	printf("| storaged session.update latency p50 (1 client) | %.1f us |\n", p50);
+	printf("| storaged session.update latency p99 (1 client) | %.1f us |\n", p99);
+	printf("| raw SQLite 1-row transaction p50 | %.1f us |\n", txn[0]);
+	printf("| raw SQLite 1-row transaction p99 | %.1f us |\n", txn[1]);
+	printf("| raw Unix socket round trip (32 B) | %.2f us |\n", rtt);
+	printf("| ratio latency p50 / (raw txn + raw rtt) (target ≤ 1.5) | %.2f |\n",
+	    ratio_l);
+	printf("| storaged RSS after the run, idle | %ld KiB |\n", rss);
+	printf("BENCH storaged_writes_per_s_8c %.0f updates/s\n", w8);
+	printf("BENCH storaged_writes_per_commit_8c %.1f writes\n", per);
+	printf("BENCH storaged_cpu_us_per_write_8c %.1f us\n", cpu);
+	printf("BENCH storaged_minflt_per_write_8c %.2f faults\n", flt);
+	printf("BENCH sqlite_raw_writes_per_s_1row %.0f updates/s\n", raw1);
+	printf("BENCH sqlite_raw_writes_per_s_batched %.0f updates/s\n", rawb);
+	printf("BENCH ratio_storaged_8c_vs_sqlite_batched %.2f x\n", ratio_w);
+	printf("BENCH write_latency_p50_us %.1f us\n", p50);
+	printf("BENCH write_latency_p99_us %.1f us\n", p99);
+	printf("BENCH sqlite_raw_txn_us %.1f us\n", txn[0]);
+	printf("BENCH sqlite_raw_txn_p99_us %.1f us\n", txn[1]);
+	printf("BENCH raw_socket_rtt_us %.2f us\n", rtt);
+	printf("BENCH ratio_latency_vs_raw %.2f x\n", ratio_l);
+	printf("BENCH rss_kib_storaged_idle %ld KiB\n", rss);
+	return 0;
+}
