@@ -804,21 +804,30 @@ observation_parse(struct rpc_params *p, struct observation *o)
 	return 0;
 }
 
+/* 0 when sql (one ?1 parameter) finds a row for key; else not_found naming what. */
 static int
-session_exists(struct store *st, const char *id, struct rpc_error *err)
+row_exists(struct store *st, const char *sql, const char *key, const char *what,
+    struct rpc_error *err)
 {
-	static const char sql[] = "SELECT 1 FROM sessions WHERE id = ?1";
 	sqlite3_stmt *s = store_stmt(st, sql);
 	int rc;
 
-	bind_str(s, 1, id);
+	bind_str(s, 1, key);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc == SQLITE_ROW)
 		return 0;
 	if (rc == SQLITE_DONE)
-		return rpc_error_set(err, RPC_NOT_FOUND, "no session '%s'", id);
+		return rpc_error_set(err, RPC_NOT_FOUND, "no %s '%s'", what, key);
 	return store_sqlerr(st, rc, err);
+}
+
+static int
+session_exists(struct store *st, const char *id, struct rpc_error *err)
+{
+	static const char sql[] = "SELECT 1 FROM sessions WHERE id = ?1";
+
+	return row_exists(st, sql, id, "session", err);
 }
 
 /*
@@ -971,17 +980,9 @@ pr_get(struct store *st, struct rpc_params *p, msgpack_packer *out,
 static int
 pr_exists(struct store *st, const char *url, struct rpc_error *err)
 {
-	sqlite3_stmt *s = store_stmt(st, sql_pr_get);
-	int rc;
+	static const char sql[] = "SELECT 1 FROM pr WHERE url = ?1";
 
-	bind_str(s, 1, url);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW)
-		return 0;
-	if (rc == SQLITE_DONE)
-		return rpc_error_set(err, RPC_NOT_FOUND, "no pr '%s'", url);
-	return store_sqlerr(st, rc, err);
+	return row_exists(st, sql, url, "pr", err);
 }
 
 /* Newest runs first: the CI brake asks for the last N runs of one check. */
