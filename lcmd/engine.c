@@ -65,6 +65,8 @@ struct job {
 	char *prompt_after;		/* sent once the agent runs */
 	char cleanup_note[200];
 	bool cleanup_done;
+	int sending;			/* deliveries still running */
+	int next_message;		/* of fx->messages */
 	TAILQ_ENTRY(job) entry;
 };
 
@@ -355,11 +357,18 @@ load_done(struct calls *c, void *arg)
 		job_fail(j, err);
 		return;
 	}
-	log_debug("%s: loaded (%zu trackers)", j->id, j->ntrackers);
 	if (facts_session(sess, &j->session) == -1) {
 		job_failf(j, RPC_INTERNAL, "storaged sent a malformed session %s", j->id);
 		return;
 	}
+	/* A prelude loads twice: the second load replaces the first. */
+	held_free(&j->session_map);
+	held_free(&j->pr_map);
+	free(j->prs);
+	free(j->trackers);
+	j->prs = NULL;
+	j->trackers = NULL;
+	j->ntrackers = 0;
 	calls_take(c, 0, &j->session_map);
 	j->nprs = decode_list(prs, "prs", (void **)&j->prs, sizeof(*j->prs),
 	    (int (*)(const msgpack_object *, void *))facts_pr);
@@ -368,6 +377,7 @@ load_done(struct calls *c, void *arg)
 		    sizeof(*j->trackers),
 		    (int (*)(const msgpack_object *, void *))facts_tracker);
 	j->primary = status_pick_pr(j->prs, j->nprs);
+	log_debug("%s: loaded (%zu PRs, %zu trackers)", j->id, j->nprs, j->ntrackers);
 	if (j->primary != NULL) {
 		a = rpc_map_get(prs, "prs");
 		for (i = 0; a != NULL && i < a->via.array.size; i++) {
@@ -442,15 +452,24 @@ details_done(struct calls *c, void *arg)
 	step(j);
 }
 
+static void job_after_messages(struct job *);
+
+/*
+ * One message of a step delivered (or not).  A step's messages go out one
+ * after another, and the session's next input waits for them, so an agent
+ * receives messages in the order lcmd decided them.
+ */
 static void
 message_done(void *arg, const char *error)
 {
-	struct lcmd_ctx *ctx = arg;
+	struct job *j = arg;
 
 	if (error != NULL)
-		log_warnx("nudge not delivered: %s", error);
+		log_warnx("%s: message not delivered: %s", j->id, error);
 	else
-		ctx->stats.messages_sent++;
+		j->ctx->stats.messages_sent++;
+	j->sending--;
+	job_after_messages(j);
 }
 
 static void
@@ -468,27 +487,47 @@ stop_done(void *arg, const char *error, const char *handle)
 
 static void cleanup_start(struct job *);
 
-/* After the step is stored (or needed no storing): messages, stops, cleanup. */
+/* The next message of the step, or what comes after the last one. */
 static void
-run_effects(struct job *j)
+job_after_messages(struct job *j)
 {
 	struct leffects *fx = j->fx;
-	int k;
 
-	for (k = 0; k < fx->nmessages; k++)
-		messenger_send(j->ctx->messenger, &j->session, fx->messages[k],
-		    message_done, j->ctx);
-	if (fx->stop_runtime && j->session.runtime_handle[0] != '\0')
-		runtime_stop(j->ctx, j->session.runtime, j->session.runtime_handle,
-		    stop_done, xstrdup(j->id));
-	if (j->kind == JK_LAUNCH && j->launch_error == NULL && j->prompt_after != NULL)
-		messenger_send(j->ctx->messenger, &j->session, j->prompt_after,
-		    message_done, j->ctx);
+	if (j->sending > 0)
+		return;
+	if (j->kind == JK_LAUNCH && j->launch_error == NULL && j->prompt_after != NULL) {
+		char *prompt = j->prompt_after;
+
+		/* The first message of a command or aider/opencode session. */
+		j->prompt_after = NULL;
+		j->sending++;
+		messenger_send(j->ctx->messenger, &j->session, prompt, message_done, j);
+		free(prompt);
+		return;
+	}
+	if (fx != NULL && j->next_message < fx->nmessages) {
+		j->sending++;
+		messenger_send(j->ctx->messenger, &j->session,
+		    fx->messages[j->next_message++], message_done, j);
+		return;
+	}
 	if (j->kind == JK_INPUT && j->in.type == IN_CLEANUP) {
 		cleanup_start(j);
 		return;
 	}
 	job_reply(j);
+}
+
+/* After the step is stored (or needed no storing): stops, messages, cleanup. */
+static void
+run_effects(struct job *j)
+{
+	struct leffects *fx = j->fx;
+
+	if (fx->stop_runtime && j->session.runtime_handle[0] != '\0')
+		runtime_stop(j->ctx, j->session.runtime, j->session.runtime_handle,
+		    stop_done, xstrdup(j->id));
+	job_after_messages(j);
 }
 
 static void

@@ -156,6 +156,7 @@ main(int argc, char **argv)
 	server_free(srv);
 	client_free(ctx.storaged);
 	event_base_loop(base, EVLOOP_NONBLOCK);
+	runtime_shutdown();
 	notify_free(ctx.notify);
 	messenger_free(ctx.messenger);
 	for (i = 0; i < 3; i++)

@@ -375,5 +375,7 @@ void runtime_send(struct lcmd_ctx *, const char *kind, const char *handle,
 /* Stops the agent (tmux: kill the session; process: TERM, then KILL). */
 void runtime_stop(struct lcmd_ctx *, const char *kind, const char *handle,
     runtime_cb, void *arg);
+/* Forgets pending SIGKILL deadlines (lcmd is exiting). */
+void runtime_shutdown(void);
 /* The tmux session name for a session id (sanitized, "ao-" prefixed). */
 void runtime_tmux_name(const char *session_id, char *buf, size_t len);

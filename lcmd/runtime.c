@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <bsd/sys/queue.h>
 #include <jansson.h>
 
 #include "common/aotime.h"
@@ -293,8 +294,14 @@ tmux_send(struct lcmd_ctx *ctx, const char *handle, const char *text, runtime_cb
 	t = tmuxjob_new(ctx, cb, arg);
 	snprintf(target, sizeof(target), "=%s:", name);
 	snprintf(buf, sizeof(buf), "ao-send-%s", name);
+	/*
+	 * send-keys for a short single line, unless it ends in ';', which tmux
+	 * reads as a command separator (and "\;" as an escaped one): the paste
+	 * buffer takes such text verbatim from stdin.
+	 */
 	if (strlen(text) <= SEND_KEYS_MAX && strchr(text, '\n') == NULL &&
-	    strchr(text, '\r') == NULL) {
+	    strchr(text, '\r') == NULL && text[0] != '\0' &&
+	    text[strlen(text) - 1] != ';') {
 		const char *keys[] = { "send-keys", "-t", target, "-l", "--", text, NULL };
 
 		tmux_add(t, NULL, keys);
@@ -527,10 +534,14 @@ out:
 	free(msg);
 }
 
+/* Agents given SIGTERM, waiting for the grace period to end. */
 struct killer {
 	pid_t pid;
 	int64_t start;
+	struct event *ev;
+	LIST_ENTRY(killer) entry;
 };
+static LIST_HEAD(, killer) killers = LIST_HEAD_INITIALIZER(killers);
 
 static void
 kill_cb(evutil_socket_t fd, short what, void *arg)
@@ -539,13 +550,33 @@ kill_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (proc_start_time(k->pid) == k->start) {
-		log_info("agent pid %d ignored SIGTERM for %d ms: SIGKILL", (int)k->pid,
-		    STOP_GRACE_MS);
+	/*
+	 * The agent leads its process group (setsid); a pid in use as a group
+	 * id is not reused, so whatever is left of the group is the agent's.
+	 */
+	if (proc_start_time(k->pid) == k->start || kill(-k->pid, 0) == 0) {
+		log_info("agent pid %d: its group outlived SIGTERM for %d ms: SIGKILL",
+		    (int)k->pid, STOP_GRACE_MS);
 		kill(-k->pid, SIGKILL);
-		kill(k->pid, SIGKILL);
+		if (proc_start_time(k->pid) == k->start)
+			kill(k->pid, SIGKILL);
 	}
+	LIST_REMOVE(k, entry);
+	event_free(k->ev);
 	free(k);
+}
+
+void
+runtime_shutdown(void)
+{
+	struct killer *k;
+
+	/* lcmd is exiting: the agents' SIGKILL deadline goes with it. */
+	while ((k = LIST_FIRST(&killers)) != NULL) {
+		LIST_REMOVE(k, entry);
+		event_free(k->ev);
+		free(k);
+	}
 }
 
 static void
@@ -559,11 +590,13 @@ proc_stop(struct lcmd_ctx *ctx, const char *handle, runtime_cb cb, void *arg)
 	if (proc_alive(handle, &pid)) {
 		kill(-pid, SIGTERM);
 		kill(pid, SIGTERM);
-		k = xmalloc(sizeof(*k));
+		k = xcalloc(1, sizeof(*k));
 		k->pid = pid;
 		k->start = handle_int(handle, "start_time");
+		k->ev = evtimer_new(ctx->base, kill_cb, k);
+		LIST_INSERT_HEAD(&killers, k, entry);
 		aotime_tv(&tv, STOP_GRACE_MS);
-		event_base_once(ctx->base, -1, EV_TIMEOUT, kill_cb, k, &tv);
+		evtimer_add(k->ev, &tv);
 	}
 	if (fifo != NULL)
 		unlink(fifo);
