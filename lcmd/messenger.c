@@ -36,7 +36,8 @@ messenger_new(struct lcmd_ctx *ctx)
 
 	m->ctx = ctx;
 	if (path != NULL && path[0] != '\0') {
-		if ((m->log = fopen(path, "a")) == NULL)
+		/* "e": close-on-exec, so agents and tmux never inherit it. */
+		if ((m->log = fopen(path, "ae")) == NULL)
 			fatalx_perm("message_log %s: cannot open for appending", path);
 		setvbuf(m->log, NULL, _IOLBF, 0);
 	}

@@ -431,22 +431,30 @@ proc_start(struct lcmd_ctx *ctx, const struct runtime_spec *sp, runtime_cb cb, v
 		sigset_t none;
 		int fd;
 
-		setsid();
 		if ((g = fork()) != 0) {
 			if (write(pid_pipe[1], &g, sizeof(g)) != sizeof(g))
 				_exit(1);
 			_exit(g > 0 ? 0 : 1);
 		}
-		/* The agent: its own session, stdin the FIFO, output the log. */
+		/*
+		 * The agent: orphaned to init, leader of its own session and
+		 * process group (so a stop reaches its children), stdin the FIFO,
+		 * output the log.
+		 */
+		setsid();
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
 		/* O_RDWR: the agent never sees EOF between two senders. */
 		if ((fd = open(fifo, O_RDWR)) == -1 || dup2(fd, 0) == -1)
 			goto fail;
+		if (fd > 2)
+			close(fd);
 		if ((fd = open(logpath, O_WRONLY | O_APPEND | O_CREAT, 0600)) == -1 ||
 		    dup2(fd, 1) == -1 || dup2(fd, 2) == -1)
 			goto fail;
+		if (fd > 2)
+			close(fd);
 		if (chdir(sp->cwd) == -1)
 			goto fail;
 		setenv("AO_SESSION_ID", sp->session_id, 1);
@@ -474,6 +482,7 @@ fail:
 	if (agent <= 0 || n == sizeof(e)) {
 		msg = xasprintf("starting %s: %s", sp->argv[0], agent <= 0 ?
 		    "fork failed" : strerror(e));
+		unlink(fifo);
 		finish(ctx, cb, arg, msg, NULL);
 		free(msg);
 		return;

@@ -44,10 +44,19 @@ static char test_daemon_data[4096];
 static struct test_daemon_config test_daemon_cfg;
 static struct daemon_opts test_daemon_opts;
 
+/* Exit tests end in daemon_init's exit(): the teardown never runs then. */
+static void
+test_daemon_atexit(void)
+{
+	if (test_daemon_dir != NULL)
+		testlib_rmrf(test_daemon_dir);
+}
+
 static void
 test_daemon_setup(void)
 {
 	test_daemon_dir = testlib_tmpdir();
+	atexit(test_daemon_atexit);
 	snprintf(test_daemon_data, sizeof(test_daemon_data), "%s/data",
 	    test_daemon_dir);
 	memset(&test_daemon_cfg, 0, sizeof(test_daemon_cfg));
@@ -69,6 +78,7 @@ test_daemon_teardown(void)
 {
 	testlib_rmrf(test_daemon_dir);
 	free(test_daemon_dir);
+	test_daemon_dir = NULL;
 }
 
 static void
