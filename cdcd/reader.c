@@ -192,6 +192,13 @@ pack_row(msgpack_packer *pk, sqlite3_stmt *s)
 	msgpack_pack_map(pk, n);
 	for (i = 0; i < n; i++) {
 		rpc_pack_str(pk, sqlite3_column_name(s, i));
+		/* JSON columns are shown as their value, as storaged shows them. */
+		if (sqlite3_column_type(s, i) == SQLITE_TEXT &&
+		    strcmp(sqlite3_column_name(s, i), "command") == 0) {
+			pack_payload(pk, (const char *)sqlite3_column_text(s, i),
+			    (size_t)sqlite3_column_bytes(s, i));
+			continue;
+		}
 		switch (sqlite3_column_type(s, i)) {
 		case SQLITE_NULL:
 			msgpack_pack_nil(pk);
@@ -224,8 +231,8 @@ reader_snapshot(struct reader *r, struct rpc_buf *out, int64_t *seq,
 		{ "session", "SELECT id, project_id, num, issue_id, kind, harness,"
 		    " runtime, state, termination_reason, is_alive, activity_state,"
 		    " activity_at, activity_source, branch, workspace_path,"
-		    " runtime_handle, prompt, created_at, updated_at,"
-		    " json(command) AS command FROM sessions"
+		    " runtime_handle, prompt, created_at, updated_at, command"
+		    " FROM sessions"
 		    " ORDER BY created_at, id" },
 		{ "pr", "SELECT url, session_id, number, state, review_decision,"
 		    " ci_state, mergeability, created_at, updated_at FROM pr"

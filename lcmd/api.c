@@ -322,6 +322,7 @@ spawn_created(struct calls *c, void *arg)
 	const msgpack_object *res = calls_result(c, 0, &err);
 	char id[128];
 
+	s->ctx->spawning--;
 	if (res == NULL)
 		peer_reply_error(s->req, err);
 	else {
@@ -356,12 +357,15 @@ spawn_counted(struct calls *c, void *arg)
 		if (strcmp(state, "done") != 0)
 			live++;
 	}
+	/* Spawns counted but not yet created count too: no race past the cap. */
+	live += s->ctx->spawning;
 	if (live >= s->ctx->cfg.max_sessions) {
 		peer_reply_errorf(s->req, RPC_CONFLICT, "%lld live sessions already "
 		    "(max_sessions is %lld): kill or clean one up first",
 		    (long long)live, (long long)s->ctx->cfg.max_sessions);
 		goto done;
 	}
+	s->ctx->spawning++;
 	s->calls = calls_new(s->ctx->storaged, 1, spawn_created, s);
 	calls_add(s->calls, "session.create", s->create.sb.data, s->create.sb.size,
 	    s->ctx->cfg.storaged_timeout_ms);

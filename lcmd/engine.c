@@ -842,6 +842,7 @@ launch_project_done(struct calls *c, void *arg)
 	w.repo = j->project_path;
 	w.path = j->x_workspace;
 	w.branch = j->x_branch;
+	w.reuse_branch = j->restore;
 	workspace_create(j->ctx, &w, launch_workspace_done, j);
 }
 
@@ -877,6 +878,13 @@ launch_undo_done(void *arg, const char *error, const char *detail)
 		log_debug("%s: new worktree %s", j->id, detail);
 	free(j->x_handle);
 	j->x_handle = xstrdup("");
+	/* What this launch created is gone: so are its traces in the row. */
+	if (j->workspace_created) {
+		free(j->x_workspace);
+		free(j->x_branch);
+		j->x_workspace = xstrdup("");
+		j->x_branch = xstrdup("");
+	}
 	launch_continue(j, IN_SPAWN_FAILED);
 }
 

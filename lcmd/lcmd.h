@@ -233,6 +233,7 @@ struct lcmd_ctx {
 	char lcmd_socket[4096];
 	char data_dir[4096];
 	char runtime_dir[4096];
+	unsigned spawning;		/* session.spawn between count and create */
 };
 
 /* calls.c — several storaged calls in flight, one continuation when all are back. */
@@ -339,6 +340,7 @@ struct workspace_req {
 	const char *path;		/* the worktree */
 	const char *branch;
 	const char *base;		/* NULL: the repository's HEAD */
+	bool reuse_branch;		/* restore: check out branch if it exists */
 };
 
 /* Creates the worktree on a new branch, or reuses one already at path. */
@@ -375,7 +377,7 @@ void runtime_send(struct lcmd_ctx *, const char *kind, const char *handle,
 /* Stops the agent (tmux: kill the session; process: TERM, then KILL). */
 void runtime_stop(struct lcmd_ctx *, const char *kind, const char *handle,
     runtime_cb, void *arg);
-/* Forgets pending SIGKILL deadlines (lcmd is exiting). */
+/* Ends stops still in their grace period now (lcmd is exiting). */
 void runtime_shutdown(void);
 /* The tmux session name for a session id (sanitized, "ao-" prefixed). */
 void runtime_tmux_name(const char *session_id, char *buf, size_t len);

@@ -97,6 +97,7 @@ struct tmuxjob {
 	char **inputs;		/* stdin per command, or NULL */
 	int n, i;
 	bool ignore_missing;	/* "can't find session" is success (stop) */
+	char *socket;		/* the session's tmux server, or NULL */
 	char *handle;		/* reported on success */
 	runtime_cb cb;
 	void *arg;
@@ -115,6 +116,7 @@ tmuxjob_free(struct tmuxjob *t)
 	}
 	free(t->cmds);
 	free(t->inputs);
+	free(t->socket);
 	free(t->handle);
 	free(t);
 }
@@ -132,11 +134,14 @@ tmuxjob_new(struct lcmd_ctx *ctx, runtime_cb cb, void *arg)
 	return t;
 }
 
-/* Appends "tmux [-L name | -S path] args..." (args NULL-terminated). */
+/*
+ * Appends "tmux [-L name | -S path] args..." (args NULL-terminated).  The
+ * server is the job's (from a session's handle), else the configured one.
+ */
 static void
 tmux_add(struct tmuxjob *t, const char *input, const char *const *args)
 {
-	const char *sock = t->ctx->cfg.tmux_socket;
+	const char *sock = t->socket != NULL ? t->socket : t->ctx->cfg.tmux_socket;
 	char **argv = xcalloc(64, sizeof(*argv));
 	int n = 0, i;
 
@@ -292,6 +297,8 @@ tmux_send(struct lcmd_ctx *ctx, const char *handle, const char *text, runtime_cb
 		return;
 	}
 	t = tmuxjob_new(ctx, cb, arg);
+	/* The server the session was started on, whatever the setting is now. */
+	t->socket = handle_str(handle, "socket");
 	snprintf(target, sizeof(target), "=%s:", name);
 	snprintf(buf, sizeof(buf), "ao-send-%s", name);
 	/*
@@ -334,6 +341,7 @@ tmux_stop(struct lcmd_ctx *ctx, const char *handle, runtime_cb cb, void *arg)
 	}
 	t = tmuxjob_new(ctx, cb, arg);
 	t->ignore_missing = true;
+	t->socket = handle_str(handle, "socket");
 	snprintf(target, sizeof(target), "=%s", name);
 	{
 		const char *kill[] = { "kill-session", "-t", target, NULL };
@@ -580,8 +588,10 @@ runtime_shutdown(void)
 {
 	struct killer *k;
 
-	/* lcmd is exiting: the agents' SIGKILL deadline goes with it. */
+	/* lcmd is exiting: stops still in their grace period end now. */
 	while ((k = LIST_FIRST(&killers)) != NULL) {
+		if (proc_start_time(k->pid) == k->start || kill(-k->pid, 0) == 0)
+			kill(-k->pid, SIGKILL);
 		LIST_REMOVE(k, entry);
 		event_free(k->ev);
 		free(k);

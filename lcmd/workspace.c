@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <bsd/sys/queue.h>
+
 #include "common/log.h"
 #include "common/sock.h"
 #include "common/subprocess.h"
@@ -21,14 +23,24 @@
 /* A chain of git commands; each step's result decides the next. */
 struct gitjob {
 	struct lcmd_ctx *ctx;
-	struct workspace_req r;
+	bool reuse_branch;
 	char *repo, *path, *branch, *base;
 	int step;
 	workspace_cb cb;
 	void *arg;
+	TAILQ_ENTRY(gitjob) entry;
 };
 
+/*
+ * One chain of git commands at a time: concurrent `git worktree add` in one
+ * repository race on .git/worktrees (seen: "failed to read …/commondir").
+ * Chains are short, so a single line is simplest and fair.
+ */
+static TAILQ_HEAD(, gitjob) waiting = TAILQ_HEAD_INITIALIZER(waiting);
+static struct gitjob *running;
+
 static void gitjob_next(struct gitjob *, const struct subprocess_result *);
+static void gitjob_first(struct gitjob *);
 
 static void
 gitjob_free(struct gitjob *g)
@@ -43,8 +55,30 @@ gitjob_free(struct gitjob *g)
 static void
 gitjob_done(struct gitjob *g, const char *error, const char *detail)
 {
+	struct gitjob *next;
+
 	g->cb(g->arg, error, detail);
+	if (running == g) {
+		running = NULL;
+		if ((next = TAILQ_FIRST(&waiting)) != NULL) {
+			TAILQ_REMOVE(&waiting, next, entry);
+			running = next;
+			gitjob_first(next);
+		}
+	}
 	gitjob_free(g);
+}
+
+/* Runs g now if no other chain runs, else after the ones before it. */
+static void
+gitjob_run(struct gitjob *g)
+{
+	if (running != NULL) {
+		TAILQ_INSERT_TAIL(&waiting, g, entry);
+		return;
+	}
+	running = g;
+	gitjob_first(g);
 }
 
 static void
@@ -126,13 +160,14 @@ gitjob_new(struct lcmd_ctx *ctx, const struct workspace_req *r, workspace_cb cb,
 	g->path = r->path != NULL ? xstrdup(r->path) : NULL;
 	g->branch = r->branch != NULL ? xstrdup(r->branch) : NULL;
 	g->base = r->base != NULL ? xstrdup(r->base) : NULL;
+	g->reuse_branch = r->reuse_branch;
 	g->cb = cb;
 	g->arg = arg;
 	return g;
 }
 
 enum {
-	CREATE_ADD = 1,
+	CREATE_ADD = 1, CREATE_HAVE_BRANCH,
 	REMOVE_STATUS = 10, REMOVE_REMOVE, REMOVE_BRANCH,
 	PROBE_TOPLEVEL = 20, PROBE_ORIGIN,
 };
@@ -143,6 +178,21 @@ gitjob_next(struct gitjob *g, const struct subprocess_result *r)
 	char buf[512];
 
 	switch (g->step) {
+	case CREATE_HAVE_BRANCH:
+		/* Restore after cleanup: the branch is there, the worktree is not. */
+		g->step = CREATE_ADD;
+		if (ok(r)) {
+			const char *args[] = { "-C", g->repo, "worktree", "add", g->path,
+				g->branch, NULL };
+
+			git(g, args);
+		} else {
+			const char *args[] = { "-C", g->repo, "worktree", "add", "-b",
+				g->branch, g->path, g->base != NULL ? g->base : "HEAD", NULL };
+
+			git(g, args);
+		}
+		return;
 	case CREATE_ADD:
 		if (!ok(r)) {
 			char *msg = xasprintf("git worktree add: %s", why(r, buf, sizeof(buf)));
@@ -231,36 +281,78 @@ gitjob_next(struct gitjob *g, const struct subprocess_result *r)
 	gitjob_done(g, "workspace: internal error", NULL);
 }
 
+/* The first command of a chain, by its starting step. */
+static void
+gitjob_first(struct gitjob *g)
+{
+	char parent[4096], err[256], ref[600], *slash;
+	struct stat st;
+
+	switch (g->step) {
+	case CREATE_ADD:
+		/* Restore: the worktree is still there. */
+		if (stat(g->path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			gitjob_done(g, NULL, "reused");
+			return;
+		}
+		snprintf(parent, sizeof(parent), "%s", g->path);
+		if ((slash = strrchr(parent, '/')) != NULL)
+			*slash = '\0';
+		if (sock_mkdir_private(parent, err, sizeof(err)) == -1) {
+			char *msg = xasprintf("creating %s: %s", parent, err);
+
+			gitjob_done(g, msg, NULL);
+			free(msg);
+			return;
+		}
+		if (g->reuse_branch) {
+			const char *args[] = { "-C", g->repo, "rev-parse", "--verify",
+				"--quiet", ref, NULL };
+
+			snprintf(ref, sizeof(ref), "refs/heads/%s", g->branch);
+			g->step = CREATE_HAVE_BRANCH;
+			git(g, args);
+			return;
+		}
+		{
+			const char *args[] = { "-C", g->repo, "worktree", "add", "-b",
+				g->branch, g->path, g->base != NULL ? g->base : "HEAD", NULL };
+
+			git(g, args);
+		}
+		return;
+	case REMOVE_STATUS:
+		if (stat(g->path, &st) == -1) {
+			gitjob_done(g, NULL, "already gone");
+			return;
+		}
+		{
+			const char *args[] = { "-C", g->path, "status", "--porcelain",
+				NULL };
+
+			git(g, args);
+		}
+		return;
+	case PROBE_TOPLEVEL:
+		{
+			const char *args[] = { "-C", g->path, "rev-parse",
+				"--is-inside-work-tree", NULL };
+
+			git(g, args);
+		}
+		return;
+	}
+	gitjob_done(g, "workspace: internal error", NULL);
+}
+
 void
 workspace_create(struct lcmd_ctx *ctx, const struct workspace_req *r, workspace_cb cb,
     void *arg)
 {
 	struct gitjob *g = gitjob_new(ctx, r, cb, arg);
-	char parent[4096], err[256], *slash;
-	struct stat st;
 
-	/* Restore: the worktree is still there. */
-	if (stat(g->path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		gitjob_done(g, NULL, "reused");
-		return;
-	}
-	snprintf(parent, sizeof(parent), "%s", g->path);
-	if ((slash = strrchr(parent, '/')) != NULL)
-		*slash = '\0';
-	if (sock_mkdir_private(parent, err, sizeof(err)) == -1) {
-		char *msg = xasprintf("creating %s: %s", parent, err);
-
-		gitjob_done(g, msg, NULL);
-		free(msg);
-		return;
-	}
 	g->step = CREATE_ADD;
-	{
-		const char *args[] = { "-C", g->repo, "worktree", "add", "-b", g->branch,
-			g->path, g->base != NULL ? g->base : "HEAD", NULL };
-
-		git(g, args);
-	}
+	gitjob_run(g);
 }
 
 void
@@ -268,18 +360,9 @@ workspace_remove(struct lcmd_ctx *ctx, const struct workspace_req *r, workspace_
     void *arg)
 {
 	struct gitjob *g = gitjob_new(ctx, r, cb, arg);
-	struct stat st;
 
-	if (stat(g->path, &st) == -1) {
-		gitjob_done(g, NULL, "already gone");
-		return;
-	}
 	g->step = REMOVE_STATUS;
-	{
-		const char *args[] = { "-C", g->path, "status", "--porcelain", NULL };
-
-		git(g, args);
-	}
+	gitjob_run(g);
 }
 
 void
@@ -289,10 +372,5 @@ workspace_probe_repo(struct lcmd_ctx *ctx, const char *path, workspace_cb cb, vo
 	struct gitjob *g = gitjob_new(ctx, &r, cb, arg);
 
 	g->step = PROBE_TOPLEVEL;
-	{
-		const char *args[] = { "-C", g->path, "rev-parse", "--is-inside-work-tree",
-			NULL };
-
-		git(g, args);
-	}
+	gitjob_run(g);
 }

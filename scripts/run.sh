@@ -7,6 +7,13 @@ set -eu
 bin=${1:-bin}
 [ $# -gt 0 ] && shift
 pids=""
+# The readiness check must look where the daemons listen.
+aoflags=""
+for a in "$@"; do
+	case $a in
+	--data-dir=*|--runtime-dir=*) aoflags="$aoflags $a" ;;
+	esac
+done
 
 stop() {
 	trap - INT TERM EXIT
@@ -27,7 +34,8 @@ start() {
 	pids="$pid $pids"
 	# Up to 10 s for the daemon to answer `hello` on its socket.
 	i=0
-	while ! "$bin/ao" --timeout 500 hello "$name" >/dev/null 2>&1; do
+	# shellcheck disable=SC2086
+	while ! "$bin/ao" $aoflags --timeout 500 hello "$name" >/dev/null 2>&1; do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			echo "run: ao-$name exited; see its messages above" >&2
 			exit 1
