@@ -761,19 +761,6 @@ storaged_notify(struct client *c, const char *method, const msgpack_object *para
 		poll_db();
 }
 
-static void
-on_signal(evutil_socket_t sig, short what, void *arg)
-{
-	(void)what;
-	(void)arg;
-	if (sig == SIGHUP) {
-		log_info("SIGHUP: configuration is read at start; restart to apply changes");
-		return;
-	}
-	log_info("shutting down on signal %d", (int)sig);
-	event_base_loopbreak(cd.base);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -787,13 +774,12 @@ main(int argc, char **argv)
 	static const struct server_cbs scbs = { on_open, on_close, NULL, on_drain };
 	static const struct client_cbs ccbs = { storaged_connect, NULL,
 		storaged_notify };
-	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
-	struct event *sigev[3];
+	struct daemon_signals *sigs;
 	struct peer_limits lim;
 	struct timeval tv;
 	char sock[PATH_MAX], err[512];
 	struct sub *s;
-	int fd, i;
+	int fd;
 
 	memset(&cd, 0, sizeof(cd));
 	TAILQ_INIT(&cd.subs);
@@ -835,10 +821,7 @@ main(int argc, char **argv)
 	aotime_tv(&tv, 1000);
 	event_add(cd.tick_ev, &tv);
 	cd.tick_ms = aotime_mono_ms();
-	for (i = 0; i < 3; i++) {
-		sigev[i] = evsignal_new(cd.base, sigs[i], on_signal, NULL);
-		evsignal_add(sigev[i], NULL);
-	}
+	sigs = daemon_signals(cd.base);
 	reader_ready();
 	daemon_ready(&cd.opts);
 	event_base_dispatch(cd.base);
@@ -848,8 +831,7 @@ main(int argc, char **argv)
 	server_free(cd.srv);
 	client_free(cd.storaged);
 	event_base_loop(cd.base, EVLOOP_NONBLOCK);
-	for (i = 0; i < 3; i++)
-		event_free(sigev[i]);
+	daemon_signals_free(sigs);
 	event_free(cd.poll_ev);
 	event_free(cd.ack_ev);
 	event_free(cd.tick_ev);

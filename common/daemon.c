@@ -1,5 +1,7 @@
 #include "common/daemon.h"
 
+#include <event2/event.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -260,4 +262,48 @@ daemon_opts_free(struct daemon_opts *o)
 		close(o->ready_fd);
 		o->ready_fd = -1;
 	}
+}
+
+struct daemon_signals {
+	struct event *ev[3];
+};
+
+static void
+daemon_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	if (sig == SIGHUP) {
+		log_info("SIGHUP: configuration is read at start; restart to apply "
+		    "changes");
+		return;
+	}
+	log_info("shutting down on signal %d", (int)sig);
+	event_base_loopbreak(arg);
+}
+
+struct daemon_signals *
+daemon_signals(struct event_base *base)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	struct daemon_signals *ds = xcalloc(1, sizeof(*ds));
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		ds->ev[i] = evsignal_new(base, sigs[i], daemon_on_signal, base);
+		if (ds->ev[i] == NULL || evsignal_add(ds->ev[i], NULL) == -1)
+			fatalx("installing signal handlers failed");
+	}
+	return ds;
+}
+
+void
+daemon_signals_free(struct daemon_signals *ds)
+{
+	int i;
+
+	if (ds == NULL)
+		return;
+	for (i = 0; i < 3; i++)
+		event_free(ds->ev[i]);
+	free(ds);
 }

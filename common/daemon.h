@@ -41,4 +41,14 @@ void daemon_ready(struct daemon_opts *);
 
 void daemon_opts_free(struct daemon_opts *);
 
+struct event_base;
+struct daemon_signals;
+/*
+ * The daemons' signal handling, as libevent events (no work in a handler):
+ * SIGTERM and SIGINT break base's loop for an orderly exit; SIGHUP is
+ * logged (configuration is read at start).
+ */
+struct daemon_signals *daemon_signals(struct event_base *);
+void daemon_signals_free(struct daemon_signals *);
+
 #endif

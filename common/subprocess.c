@@ -384,3 +384,25 @@ subprocess_describe(const struct subprocess_result *r, char *buf, size_t len)
 	else
 		snprintf(buf, len, "ended with status %d", r->status);
 }
+
+bool
+subprocess_runnable(const char *prog)
+{
+	const char *path = getenv("PATH");
+	char buf[4096];
+
+	if (prog == NULL || prog[0] == '\0')
+		return false;
+	if (strchr(prog, '/') != NULL)
+		return access(prog, X_OK) == 0;
+	while (path != NULL && *path != '\0') {
+		const char *end = strchr(path, ':');
+		size_t n = end != NULL ? (size_t)(end - path) : strlen(path);
+
+		snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, path, prog);
+		if (access(buf, X_OK) == 0)
+			return true;
+		path = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}

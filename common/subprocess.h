@@ -56,6 +56,9 @@ void subprocess_cancel(struct subprocess *);
 
 pid_t subprocess_pid(const struct subprocess *);
 
+/* Whether prog would be found by execvp: a path to an executable, or in PATH. */
+bool subprocess_runnable(const char *prog);
+
 /* "exited 3", "killed by signal 9", "timed out", "exec failed: ..." */
 void subprocess_describe(const struct subprocess_result *, char *buf, size_t len);
 

@@ -20,6 +20,7 @@
 
 #include "common/aotime.h"
 #include "common/log.h"
+#include "common/subprocess.h"
 #include "common/xmalloc.h"
 #include "lcmd/lcmd.h"
 
@@ -724,27 +725,6 @@ launch_runtime_done(void *arg, const char *error, const char *handle)
 	launch_continue(j, IN_SPAWN_OK);
 }
 
-/* argv[0] resolvable like execvp would: a path, or found in PATH. */
-static bool
-runnable(const char *prog)
-{
-	const char *path = getenv("PATH");
-	char buf[4096];
-
-	if (strchr(prog, '/') != NULL)
-		return access(prog, X_OK) == 0;
-	while (path != NULL && *path != '\0') {
-		const char *end = strchr(path, ':');
-		size_t n = end != NULL ? (size_t)(end - path) : strlen(path);
-
-		snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, path, prog);
-		if (access(buf, X_OK) == 0)
-			return true;
-		path = end != NULL ? end + 1 : NULL;
-	}
-	return false;
-}
-
 /*
  * The agent's argv.  claude and codex take the prompt as an argument; aider,
  * opencode and plain commands get it as their first message.
@@ -797,7 +777,7 @@ launch_workspace_done(void *arg, const char *error, const char *detail)
 	j->workspace_created = detail != NULL && strcmp(detail, "created") == 0;
 	log_debug("%s: worktree %s %s", j->id, j->x_workspace, detail);
 	launch_argv(j);
-	if (j->argv[0] == NULL || !runnable(j->argv[0])) {
+	if (j->argv[0] == NULL || !subprocess_runnable(j->argv[0])) {
 		char *msg = xasprintf("'%s' was not found (is it installed and in "
 		    "lcmd's PATH?)", j->argv[0] != NULL ? j->argv[0] : "");
 

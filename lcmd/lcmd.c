@@ -79,19 +79,6 @@ static const struct config_key lcmd_keys[] = {
 static struct event_base *base;
 
 static void
-on_signal(evutil_socket_t sig, short what, void *arg)
-{
-	(void)what;
-	(void)arg;
-	if (sig == SIGHUP) {
-		log_info("SIGHUP: configuration is read at start; restart to apply changes");
-		return;
-	}
-	log_info("shutting down on signal %d", (int)sig);
-	event_base_loopbreak(base);
-}
-
-static void
 storaged_connect(struct client *c, void *arg)
 {
 	(void)c;
@@ -111,16 +98,15 @@ storaged_disconnect(struct client *c, const char *reason, void *arg)
 int
 main(int argc, char **argv)
 {
-	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
 	static const struct client_cbs ccbs = { storaged_connect, storaged_disconnect,
 		NULL };
 	struct lcmd_ctx ctx;
 	struct daemon_opts opts;
 	struct peer_limits lim;
-	struct event *sigev[3];
+	struct daemon_signals *sigs;
 	struct server *srv;
 	char sock[PATH_MAX], err[512];
-	int fd, i;
+	int fd;
 
 	memset(&ctx, 0, sizeof(ctx));
 	daemon_init(&opts, argc, argv, "lcmd",
@@ -146,10 +132,7 @@ main(int argc, char **argv)
 	if (lim.out_cap < 2 * lim.max_msg)
 		lim.out_cap = 2 * lim.max_msg;
 	srv = server_new(base, fd, "lcmd", api_methods, NULL, &ctx, &lim);
-	for (i = 0; i < 3; i++) {
-		sigev[i] = evsignal_new(base, sigs[i], on_signal, NULL);
-		evsignal_add(sigev[i], NULL);
-	}
+	sigs = daemon_signals(base);
 	daemon_ready(&opts);
 	event_base_dispatch(base);
 
@@ -159,8 +142,7 @@ main(int argc, char **argv)
 	runtime_shutdown();
 	notify_free(ctx.notify);
 	messenger_free(ctx.messenger);
-	for (i = 0; i < 3; i++)
-		event_free(sigev[i]);
+	daemon_signals_free(sigs);
 	event_base_free(base);
 	config_free(lcmd_keys, &ctx.cfg);
 	daemon_opts_free(&opts);

@@ -110,24 +110,6 @@ split_words(const char *s, char ***out, char *err, size_t errlen)
 	return 0;
 }
 
-static bool
-in_path(const char *prog)
-{
-	const char *path = getenv("PATH");
-	char buf[4096];
-
-	while (path != NULL && *path != '\0') {
-		const char *end = strchr(path, ':');
-		size_t n = end != NULL ? (size_t)(end - path) : strlen(path);
-
-		snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, path, prog);
-		if (access(buf, X_OK) == 0)
-			return true;
-		path = end != NULL ? end + 1 : NULL;
-	}
-	return false;
-}
-
 static int
 parse_route(const char *key, const char *list, unsigned *out, char *err, size_t errlen)
 {
@@ -166,7 +148,7 @@ notify_new(struct lcmd_ctx *ctx)
 	if (strcmp(desk, "on") == 0)
 		n->desktop = true;
 	else if (strcmp(desk, "auto") == 0)
-		n->desktop = in_path("notify-send");
+		n->desktop = subprocess_runnable("notify-send");
 	else if (strcmp(desk, "off") != 0)
 		fatalx_perm("notify_desktop: '%s' is not auto, on or off", desk);
 	if (parse_route("notify_urgent", c->notify_urgent, &n->routes[PRIO_URGENT],

@@ -261,27 +261,13 @@ janitor_cb(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(sd.janitor_ev, &tv);
 }
 
-static void
-on_signal(evutil_socket_t sig, short what, void *arg)
-{
-	(void)what;
-	(void)arg;
-	if (sig == SIGHUP) {
-		log_info("SIGHUP: configuration is read at start; restart to apply changes");
-		return;
-	}
-	log_info("shutting down on signal %d", (int)sig);
-	event_base_loopbreak(sd.base);
-}
-
 int
 main(int argc, char **argv)
 {
-	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
 	struct server_method *methods;
 	struct daemon_opts opts;
 	struct peer_limits lim;
-	struct event *sigev[3];
+	struct daemon_signals *sigs;
 	struct timeval tv;
 	char path[PATH_MAX + 8], err[512];
 	int perm, fd, i, n;
@@ -340,10 +326,7 @@ main(int argc, char **argv)
 
 		sd.srv = server_new(sd.base, fd, "storaged", methods, &cbs, NULL, &lim);
 	}
-	for (i = 0; i < 3; i++) {
-		sigev[i] = evsignal_new(sd.base, sigs[i], on_signal, NULL);
-		evsignal_add(sigev[i], NULL);
-	}
+	sigs = daemon_signals(sd.base);
 	sd.janitor_ev = evtimer_new(sd.base, janitor_cb, NULL);
 	aotime_tv(&tv, 0);
 	evtimer_add(sd.janitor_ev, &tv);
@@ -370,8 +353,7 @@ main(int argc, char **argv)
 	}
 	server_free(sd.srv);
 	event_base_loop(sd.base, EVLOOP_NONBLOCK);
-	for (i = 0; i < 3; i++)
-		event_free(sigev[i]);
+	daemon_signals_free(sigs);
 	event_free(sd.flush_ev);
 	event_free(sd.janitor_ev);
 	event_base_free(sd.base);

@@ -243,6 +243,13 @@ START_TEST(bad_input)
 	o.argv = NULL;
 	ck_assert_ptr_null(subprocess_start(base, &o, on_done, &out, err, sizeof(err)));
 
+	ck_assert(subprocess_runnable("sh"));
+	ck_assert(subprocess_runnable("/bin/sh"));
+	ck_assert(!subprocess_runnable("ao-no-such-program"));
+	ck_assert(!subprocess_runnable("/nonexistent/sh"));
+	ck_assert(!subprocess_runnable(""));
+	ck_assert(!subprocess_runnable(NULL));
+
 	o.cwd = "/nonexistent-dir";
 	start(nocwd, &o, &out);
 	run(&out, 5000);
