@@ -74,6 +74,7 @@ struct sub {
 	size_t last_out;
 	int64_t closing_since;	/* 0, or when `closing` was sent */
 	uint64_t delivered;
+	bool gone;		/* connection closed: freed from the loop */
 	TAILQ_ENTRY(sub) entry;
 };
 
@@ -95,6 +96,7 @@ static struct {
 	int64_t tick_ms;
 	double events_per_s;
 	bool reading;		/* poll_db re-entrancy guard */
+	unsigned commits_inflight;	/* consumer.commit calls unanswered */
 } cd;
 
 static void sub_fill(struct sub *);
@@ -208,8 +210,8 @@ poll_db(void)
 	rpc_buf_free(&b);
 	cd.reading = false;
 	TAILQ_FOREACH_SAFE(s, &cd.subs, entry, next)
-		if (s->subscribed && s->mode == SUB_LIVE)
-			sub_fill(s);
+		if (s->subscribed)
+			sub_fill(s);	/* returns at once for one over its mark */
 }
 
 static void
@@ -260,7 +262,7 @@ sub_fill(struct sub *s)
 	size_t hw = (size_t)cd.cfg.subscriber_buffer_bytes;
 	char err[512];
 
-	while (s->subscribed && !peer_closed(s->peer)) {
+	while (!s->gone && s->subscribed && !peer_closed(s->peer)) {
 		if (!sub_can_send(peer_outlen(s->peer), hw)) {
 			s->mode = SUB_CATCHUP;
 			return;
@@ -483,7 +485,8 @@ handle_subscribe(struct peer_req *req, void *arg)
 	    consumer != NULL ? consumer : "");
 	if (sub_needs_reset(from, oldest, head))
 		sub_reset(s, oldest, head);
-	sub_fill(s);
+	if (!s->gone)
+		sub_fill(s);
 }
 
 static void commit_offset(struct sub *);
@@ -565,6 +568,7 @@ commit_done(void *arg, const struct rpc_error *err, const msgpack_object *result
 	struct sub *s = sub_by_id(c->sub_id);
 
 	(void)result;
+	cd.commits_inflight--;
 	if (s != NULL) {
 		s->commit_inflight = false;
 		if (err == NULL && c->seq > s->committed)
@@ -592,6 +596,7 @@ commit_offset(struct sub *s)
 	rpc_pack_kv_str(&b.pk, "name", s->consumer);
 	rpc_pack_kv_i64(&b.pk, "seq", s->acked);
 	s->commit_inflight = true;
+	cd.commits_inflight++;
 	client_call(cd.storaged, "consumer.commit", b.sb.data, b.sb.size, 5000,
 	    commit_done, c);
 	rpc_buf_free(&b);
@@ -712,6 +717,23 @@ on_open(struct peer *p, void *arg)
 }
 
 static void
+sub_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sub *s = arg;
+
+	(void)fd;
+	(void)what;
+	sub_filter_free(&s->filter);
+	free(s->consumer);
+	free(s);
+}
+
+/*
+ * A send can close the connection from inside sub_fill or sub_reset: the
+ * sub is unlinked here but freed from the loop, so those callers can still
+ * look at s->gone.
+ */
+static void
 on_close(struct peer *p, const char *reason, void *arg)
 {
 	struct sub *s = peer_udata(p);
@@ -723,10 +745,11 @@ on_close(struct peer *p, const char *reason, void *arg)
 	s->commit_inflight = false;
 	commit_offset(s);	/* best effort: the last acks */
 	TAILQ_REMOVE(&cd.subs, s, entry);
-	sub_filter_free(&s->filter);
-	free(s->consumer);
-	free(s);
+	s->gone = true;
+	s->subscribed = false;
 	peer_set_udata(p, NULL);
+	if (event_base_once(cd.base, -1, EV_TIMEOUT, sub_free_cb, s, NULL) == -1)
+		fatalx("event_base_once failed");
 }
 
 static void
@@ -826,8 +849,18 @@ main(int argc, char **argv)
 	daemon_ready(&cd.opts);
 	event_base_dispatch(cd.base);
 
+	/* The last acks reach storaged before we go (up to 1 s). */
 	TAILQ_FOREACH(s, &cd.subs, entry)
 		commit_offset(s);
+	{
+		int64_t deadline = aotime_mono_ms() + 1000;
+		struct timeval tick = { 0, 10000 };
+
+		while (cd.commits_inflight > 0 && aotime_mono_ms() < deadline) {
+			event_base_loopexit(cd.base, &tick);
+			event_base_dispatch(cd.base);
+		}
+	}
 	server_free(cd.srv);
 	client_free(cd.storaged);
 	event_base_loop(cd.base, EVLOOP_NONBLOCK);

@@ -7,6 +7,7 @@
  * reached, 2 usage error.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,8 @@ main(int argc, char **argv)
 	int i;
 
 	log_init("ao", 0);
+	/* A daemon that closes on us is an error to report, not a silent death. */
+	signal(SIGPIPE, SIG_IGN);
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);

@@ -340,23 +340,14 @@ spawn_counted(struct calls *c, void *arg)
 {
 	struct spawnjob *s = arg;
 	const struct rpc_error *err;
-	const msgpack_object *res = calls_result(c, 0, &err), *list;
+	const msgpack_object *res = calls_result(c, 0, &err);
 	int64_t live = 0;
-	uint32_t i;
 
 	if (res == NULL) {
 		peer_reply_error(s->req, err);
 		goto done;
 	}
-	list = rpc_map_get(res, "sessions");
-	for (i = 0; list != NULL && i < list->via.array.size; i++) {
-		char state[32];
-
-		rpc_obj_str(rpc_map_get(&list->via.array.ptr[i], "state"), state,
-		    sizeof(state));
-		if (strcmp(state, "done") != 0)
-			live++;
-	}
+	rpc_obj_i64(rpc_map_get(res, "live"), &live);
 	/* Spawns counted but not yet created count too: no race past the cap. */
 	live += s->ctx->spawning;
 	if (live >= s->ctx->cfg.max_sessions) {
@@ -438,7 +429,7 @@ m_session_spawn(struct peer_req *r, void *arg)
 	if (issue != NULL)
 		rpc_pack_kv_str(&s->create.pk, "issue_id", issue);
 	s->calls = calls_new(ctx->storaged, 1, spawn_counted, s);
-	calls_add(s->calls, "session.list", NULL, 0, ctx->cfg.storaged_timeout_ms);
+	calls_add(s->calls, "session.count", NULL, 0, ctx->cfg.storaged_timeout_ms);
 	calls_go(s->calls);
 }
 

@@ -59,7 +59,8 @@ struct job {
 	bool restore;
 	char project_path[4096];
 	char *x_branch, *x_workspace, *x_handle;
-	bool workspace_created;
+	bool workspace_created;		/* by this launch: undo on failure */
+	bool branch_created;
 	char *launch_error, *launch_step;
 	enum rpc_code launch_code;
 	char **argv;
@@ -487,6 +488,7 @@ stop_done(void *arg, const char *error, const char *handle)
 }
 
 static void cleanup_start(struct job *);
+static void launch_orphan_undo(struct job *);
 
 /* The next message of the step, or what comes after the last one. */
 static void
@@ -541,6 +543,9 @@ apply_done(struct calls *c, void *arg)
 
 	if ((res = calls_result(c, 0, &err)) == NULL) {
 		log_warnx("%s: storing the step failed: %s", j->id, err->message);
+		if (j->kind == JK_LAUNCH && j->launch_error == NULL &&
+		    j->x_handle != NULL && j->x_handle[0] != '\0')
+			launch_orphan_undo(j);
 		job_fail(j, err);
 		return;
 	}
@@ -774,7 +779,9 @@ launch_workspace_done(void *arg, const char *error, const char *detail)
 		    RPC_CONFLICT : RPC_BAD_REQUEST, error);
 		return;
 	}
-	j->workspace_created = detail != NULL && strcmp(detail, "created") == 0;
+	j->workspace_created = detail != NULL && (strcmp(detail, "created") == 0 ||
+	    strcmp(detail, "checked-out") == 0);
+	j->branch_created = detail != NULL && strcmp(detail, "created") == 0;
 	log_debug("%s: worktree %s %s", j->id, j->x_workspace, detail);
 	launch_argv(j);
 	if (j->argv[0] == NULL || !subprocess_runnable(j->argv[0])) {
@@ -861,8 +868,10 @@ launch_undo_done(void *arg, const char *error, const char *detail)
 	/* What this launch created is gone: so are its traces in the row. */
 	if (j->workspace_created) {
 		free(j->x_workspace);
-		free(j->x_branch);
 		j->x_workspace = xstrdup("");
+	}
+	if (j->branch_created) {
+		free(j->x_branch);
 		j->x_branch = xstrdup("");
 	}
 	launch_continue(j, IN_SPAWN_FAILED);
@@ -880,7 +889,8 @@ launch_stopped(void *arg, const char *error, const char *handle)
 	if (j->workspace_created) {
 		w.repo = j->project_path;
 		w.path = j->x_workspace;
-		w.branch = j->x_branch;	/* created by this launch: nothing on it */
+		/* A branch this launch created has nothing on it; any other stays. */
+		w.branch = j->branch_created ? j->x_branch : NULL;
 		workspace_remove(j->ctx, &w, launch_undo_done, j);
 		return;
 	}
@@ -899,6 +909,39 @@ launch_failed(struct job *j, const char *what, enum rpc_code code, const char *e
 		return;
 	}
 	launch_stopped(j, NULL, NULL);
+}
+
+/*
+ * The agent runs but its start could not be stored (storaged went away):
+ * stop it and remove what this launch created, so nothing runs unrecorded.
+ * The row stays not_started; a later restore or spawn starts afresh.
+ */
+static void
+orphan_undone(void *arg, const char *error, const char *detail)
+{
+	char *id = arg;
+
+	if (error != NULL)
+		log_warnx("%s: undoing an unrecorded launch: %s", id, error);
+	else
+		log_debug("%s: unrecorded launch undone (%s)", id,
+		    detail != NULL ? detail : "");
+	free(id);
+}
+
+static void
+launch_orphan_undo(struct job *j)
+{
+	struct workspace_req w = { 0 };
+
+	runtime_stop(j->ctx, j->session.runtime, j->x_handle, stop_done,
+	    xstrdup(j->id));
+	if (j->workspace_created) {
+		w.repo = j->project_path;
+		w.path = j->x_workspace;
+		w.branch = j->branch_created ? j->x_branch : NULL;
+		workspace_remove(j->ctx, &w, orphan_undone, xstrdup(j->id));
+	}
 }
 
 /* session.cleanup, after the terminated state is stored: the worktree. */

@@ -101,21 +101,30 @@ evidence_normalize(const char *in, char *out, size_t outlen)
 }
 
 void
-evidence_hash(const char *evidence, char out[65])
+evidence_sha256(const char *text, char out[65])
 {
 	static const char hex[] = "0123456789abcdef";
 	struct sha256_ctx ctx;
 	uint8_t digest[SHA256_DIGEST_SIZE];
-	char norm[8192];
 	int i;
 
-	evidence_normalize(evidence != NULL ? evidence : "", norm, sizeof(norm));
+	if (text == NULL)
+		text = "";
 	sha256_init(&ctx);
-	sha256_update(&ctx, strlen(norm), (const uint8_t *)norm);
+	sha256_update(&ctx, strlen(text), (const uint8_t *)text);
 	sha256_digest(&ctx, sizeof(digest), digest);
 	for (i = 0; i < SHA256_DIGEST_SIZE; i++) {
 		out[2 * i] = hex[digest[i] >> 4];
 		out[2 * i + 1] = hex[digest[i] & 15];
 	}
 	out[64] = '\0';
+}
+
+void
+evidence_hash(const char *evidence, char out[65])
+{
+	char norm[8192];
+
+	evidence_normalize(evidence != NULL ? evidence : "", norm, sizeof(norm));
+	evidence_sha256(norm, out);
 }

@@ -143,6 +143,8 @@ const char *status_derive(const struct lsession *, const struct lpr *pr,
 void evidence_normalize(const char *in, char *out, size_t outlen);
 /* SHA-256 of the normalized evidence, as 64 hex digits + NUL. */
 void evidence_hash(const char *evidence, char out[65]);
+/* SHA-256 of text as it is (NULL: ""), as 64 hex digits + NUL. */
+void evidence_sha256(const char *text, char out[65]);
 
 /* reducer.c — the lifecycle as a pure function. */
 enum linput_type {
@@ -343,7 +345,11 @@ struct workspace_req {
 	bool reuse_branch;		/* restore: check out branch if it exists */
 };
 
-/* Creates the worktree on a new branch, or reuses one already at path. */
+/*
+ * Creates the worktree on a new branch, or reuses one already at path.
+ * detail: "created" (worktree and branch), "checked-out" (worktree on an
+ * existing branch, reuse_branch only) or "reused".
+ */
 void workspace_create(struct lcmd_ctx *, const struct workspace_req *,
     workspace_cb, void *arg);
 /*

@@ -382,28 +382,26 @@ react_review(const struct lfacts *f, const struct lpr *pr, int64_t now,
     const struct lcmd_config *c, struct leffects *e)
 {
 	static const char reaction[] = "review-comments";
-	char sig[sizeof(((struct ltracker *)0)->signature)] = "", *text;
+	char sig[65], *ids = NULL, *text;
 	struct ltracker t;
 	size_t i, unresolved = 0;
 
+	/* The signature hashes every unresolved id: long lists still compare right. */
 	for (i = 0; i < f->ncomments; i++)
 		if (!f->comments[i].resolved) {
-			size_t n = strlen(sig);
-
-			snprintf(sig + n, sizeof(sig) - n, "%s%s", n ? "," : "",
-			    f->comments[i].id);
+			append(&ids, "%s%s", unresolved > 0 ? "," : "", f->comments[i].id);
 			unresolved++;
 		}
 	if (pr->review != RV_CHANGES_REQUESTED && unresolved == 0) {
 		if (tracker_find(f, reaction) != NULL)
 			tracker_clear(e, reaction);
+		free(ids);
 		return;
 	}
-	if (pr->review == RV_CHANGES_REQUESTED) {
-		size_t n = strlen(sig);
-
-		snprintf(sig + n, sizeof(sig) - n, "%schanges_requested", n ? "," : "");
-	}
+	if (pr->review == RV_CHANGES_REQUESTED)
+		append(&ids, "%schanges_requested", unresolved > 0 ? "," : "");
+	evidence_sha256(ids, sig);
+	free(ids);
 	t = tracker_load(f, reaction);
 	if (strcmp(t.signature, sig) == 0)
 		return;

@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,20 +35,27 @@
 #define STOP_GRACE_MS		5000
 #define FIFO_WRITE_MS		5000
 
+/*
+ * tmux gives '.' and ':' meaning in targets, so other characters are
+ * escaped as "_xx" (hex) and '_' as "__": distinct ids, distinct names.
+ */
 void
 runtime_tmux_name(const char *id, char *buf, size_t len)
 {
 	size_t i, n;
 
 	n = (size_t)snprintf(buf, len, "ao-");
-	for (i = 0; id[i] != '\0' && n + 1 < len; i++) {
-		char c = id[i];
+	for (i = 0; id[i] != '\0' && n + 4 < len; i++) {
+		unsigned char c = (unsigned char)id[i];
 
-		/* tmux gives '.' and ':' meaning in targets. */
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_'))
-			c = '_';
-		buf[n++] = c;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-')
+			buf[n++] = (char)c;
+		else if (c == '_') {
+			buf[n++] = '_';
+			buf[n++] = '_';
+		} else
+			n += (size_t)snprintf(buf + n, len - n, "_%02x", c);
 	}
 	buf[n] = '\0';
 }
@@ -142,15 +148,18 @@ static void
 tmux_add(struct tmuxjob *t, const char *input, const char *const *args)
 {
 	const char *sock = t->socket != NULL ? t->socket : t->ctx->cfg.tmux_socket;
-	char **argv = xcalloc(64, sizeof(*argv));
-	int n = 0, i;
+	char **argv;
+	int n = 0, i, nargs = 0;
 
+	while (args[nargs] != NULL)
+		nargs++;
+	argv = xcalloc((size_t)nargs + 4, sizeof(*argv));
 	argv[n++] = xstrdup("tmux");
 	if (sock != NULL && sock[0] != '\0') {
 		argv[n++] = xstrdup(strchr(sock, '/') != NULL ? "-S" : "-L");
 		argv[n++] = xstrdup(sock);
 	}
-	for (i = 0; args[i] != NULL && n < 62; i++)
+	for (i = 0; args[i] != NULL; i++)
 		argv[n++] = xstrdup(args[i]);
 	t->cmds[t->n] = argv;
 	t->inputs[t->n] = input != NULL ? xstrdup(input) : NULL;
@@ -226,10 +235,14 @@ static void
 tmux_start(struct lcmd_ctx *ctx, const struct runtime_spec *sp, runtime_cb cb, void *arg)
 {
 	struct tmuxjob *t = tmuxjob_new(ctx, cb, arg);
-	const char *args[64];
-	char name[160], *env[4];
+	const char **args;
+	char name[400], *env[4];
 	json_t *h;
-	int n = 0, i;
+	int n = 0, i, argc = 0;
+
+	while (sp->argv[argc] != NULL)
+		argc++;
+	args = xcalloc((size_t)argc + 20, sizeof(*args));
 
 	runtime_tmux_name(sp->session_id, name, sizeof(name));
 	env[0] = env_arg("AO_SESSION_ID", sp->session_id);
@@ -247,10 +260,11 @@ tmux_start(struct lcmd_ctx *ctx, const struct runtime_spec *sp, runtime_cb cb, v
 		args[n++] = env[i];
 	}
 	args[n++] = "--";
-	for (i = 0; sp->argv[i] != NULL && n < 62; i++)
+	for (i = 0; i < argc; i++)
 		args[n++] = sp->argv[i];
 	args[n] = NULL;
 	tmux_add(t, NULL, args);
+	free(args);
 	for (i = 0; i < 4; i++)
 		free(env[i]);
 	h = json_pack("{s:s, s:s?}", "tmux_session", name, "socket",
@@ -289,7 +303,7 @@ static void
 tmux_send(struct lcmd_ctx *ctx, const char *handle, const char *text, runtime_cb cb,
     void *arg)
 {
-	char *name = handle_str(handle, "tmux_session"), target[200], buf[200];
+	char *name = handle_str(handle, "tmux_session"), target[450], buf[450];
 	struct tmuxjob *t;
 
 	if (name == NULL) {
@@ -332,7 +346,7 @@ tmux_send(struct lcmd_ctx *ctx, const char *handle, const char *text, runtime_cb
 static void
 tmux_stop(struct lcmd_ctx *ctx, const char *handle, runtime_cb cb, void *arg)
 {
-	char *name = handle_str(handle, "tmux_session"), target[200];
+	char *name = handle_str(handle, "tmux_session"), target[450];
 	struct tmuxjob *t;
 
 	if (name == NULL) {
@@ -503,14 +517,100 @@ fail:
 	free(hs);
 }
 
+/*
+ * A message on its way into a process agent's FIFO.  What fits in the pipe
+ * goes at once; the rest is written as the agent reads, from the event
+ * loop, until FIFO_WRITE_MS passes (then the send fails: the agent is not
+ * reading its input).
+ */
+struct fifo_write {
+	struct lcmd_ctx *ctx;
+	int fd;
+	char *data;
+	size_t len, off;
+	struct event *ev, *timer;
+	runtime_cb cb;
+	void *arg;
+	LIST_ENTRY(fifo_write) entry;
+};
+static LIST_HEAD(, fifo_write) fifo_writes = LIST_HEAD_INITIALIZER(fifo_writes);
+
+static void
+fifo_write_free(struct fifo_write *w)
+{
+	LIST_REMOVE(w, entry);
+	event_free(w->ev);
+	event_free(w->timer);
+	close(w->fd);
+	free(w->data);
+	free(w);
+}
+
+static void
+fifo_write_end(struct fifo_write *w, const char *error)
+{
+	runtime_cb cb = w->cb;
+	void *arg = w->arg;
+
+	fifo_write_free(w);
+	cb(arg, error, NULL);
+}
+
+/* Writes what the pipe takes; 1 when all is written, 0 for more, -1 on error. */
+static int
+fifo_write_some(struct fifo_write *w, char *err, size_t errlen)
+{
+	while (w->off < w->len) {
+		ssize_t n = write(w->fd, w->data + w->off, w->len - w->off);
+
+		if (n > 0) {
+			w->off += (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		snprintf(err, errlen, "writing to the agent: %s", strerror(errno));
+		return -1;
+	}
+	return 1;
+}
+
+static void
+fifo_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct fifo_write *w = arg;
+	char err[160];
+	int r;
+
+	(void)fd;
+	(void)what;
+	if ((r = fifo_write_some(w, err, sizeof(err))) != 0)
+		fifo_write_end(w, r == 1 ? NULL : err);
+}
+
+static void
+fifo_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct fifo_write *w = arg;
+	char err[160];
+
+	(void)fd;
+	(void)what;
+	snprintf(err, sizeof(err), "the agent did not read its input (%zu of %zu "
+	    "bytes delivered)", w->off, w->len);
+	fifo_write_end(w, err);
+}
+
 static void
 proc_send(struct lcmd_ctx *ctx, const char *handle, const char *text, runtime_cb cb,
     void *arg)
 {
-	char *fifo = handle_str(handle, "fifo"), *msg = NULL, *data;
-	int64_t deadline = aotime_mono_ms() + FIFO_WRITE_MS;
-	size_t len, off = 0;
-	int fd;
+	char *fifo = handle_str(handle, "fifo"), err[300];
+	struct fifo_write *w;
+	struct timeval tv;
+	int fd, r;
 
 	if (fifo == NULL || !proc_alive(handle, NULL)) {
 		free(fifo);
@@ -518,37 +618,33 @@ proc_send(struct lcmd_ctx *ctx, const char *handle, const char *text, runtime_cb
 		return;
 	}
 	if ((fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) == -1) {
-		msg = xasprintf("opening %s: %s", fifo, strerror(errno));
-		goto out;
+		snprintf(err, sizeof(err), "opening %s: %s", fifo, strerror(errno));
+		free(fifo);
+		finish(ctx, cb, arg, err, NULL);
+		return;
 	}
-	data = xasprintf("%s\n", text);
-	len = strlen(data);
-	/* A message larger than the pipe waits for the agent to read, briefly. */
-	while (off < len) {
-		struct pollfd p = { .fd = fd, .events = POLLOUT };
-		ssize_t n = write(fd, data + off, len - off);
-
-		if (n > 0) {
-			off += (size_t)n;
-			continue;
-		}
-		if (n == -1 && errno != EAGAIN && errno != EINTR) {
-			msg = xasprintf("writing to the agent: %s", strerror(errno));
-			break;
-		}
-		if (aotime_mono_ms() >= deadline) {
-			msg = xasprintf("the agent did not read its input (%zu of %zu "
-			    "bytes delivered)", off, len);
-			break;
-		}
-		poll(&p, 1, 100);
-	}
-	free(data);
-	close(fd);
-out:
 	free(fifo);
-	finish(ctx, cb, arg, msg, NULL);
-	free(msg);
+	w = xcalloc(1, sizeof(*w));
+	w->ctx = ctx;
+	w->fd = fd;
+	w->data = xasprintf("%s\n", text);
+	w->len = strlen(w->data);
+	w->cb = cb;
+	w->arg = arg;
+	if ((r = fifo_write_some(w, err, sizeof(err))) != 0) {
+		/* Done (or failed) at once: still answer from the loop. */
+		close(w->fd);
+		finish(ctx, cb, arg, r == 1 ? NULL : err, NULL);
+		free(w->data);
+		free(w);
+		return;
+	}
+	w->ev = event_new(ctx->base, fd, EV_WRITE | EV_PERSIST, fifo_writable, w);
+	w->timer = evtimer_new(ctx->base, fifo_timeout, w);
+	LIST_INSERT_HEAD(&fifo_writes, w, entry);
+	event_add(w->ev, NULL);
+	aotime_tv(&tv, FIFO_WRITE_MS);
+	evtimer_add(w->timer, &tv);
 }
 
 /* Agents given SIGTERM, waiting for the grace period to end. */
@@ -587,8 +683,12 @@ void
 runtime_shutdown(void)
 {
 	struct killer *k;
+	struct fifo_write *w;
 
-	/* lcmd is exiting: stops still in their grace period end now. */
+	/* lcmd is exiting: messages still being written are abandoned. */
+	while ((w = LIST_FIRST(&fifo_writes)) != NULL)
+		fifo_write_free(w);
+	/* Stops still in their grace period end now. */
 	while ((k = LIST_FIRST(&killers)) != NULL) {
 		if (proc_start_time(k->pid) == k->start || kill(-k->pid, 0) == 0)
 			kill(-k->pid, SIGKILL);

@@ -167,7 +167,7 @@ gitjob_new(struct lcmd_ctx *ctx, const struct workspace_req *r, workspace_cb cb,
 }
 
 enum {
-	CREATE_ADD = 1, CREATE_HAVE_BRANCH,
+	CREATE_ADD = 1, CREATE_HAVE_BRANCH, CREATE_CHECKOUT,
 	REMOVE_STATUS = 10, REMOVE_REMOVE, REMOVE_BRANCH,
 	PROBE_TOPLEVEL = 20, PROBE_ORIGIN,
 };
@@ -185,6 +185,7 @@ gitjob_next(struct gitjob *g, const struct subprocess_result *r)
 			const char *args[] = { "-C", g->repo, "worktree", "add", g->path,
 				g->branch, NULL };
 
+			g->step = CREATE_CHECKOUT;
 			git(g, args);
 		} else {
 			const char *args[] = { "-C", g->repo, "worktree", "add", "-b",
@@ -194,6 +195,7 @@ gitjob_next(struct gitjob *g, const struct subprocess_result *r)
 		}
 		return;
 	case CREATE_ADD:
+	case CREATE_CHECKOUT:
 		if (!ok(r)) {
 			char *msg = xasprintf("git worktree add: %s", why(r, buf, sizeof(buf)));
 
@@ -201,7 +203,8 @@ gitjob_next(struct gitjob *g, const struct subprocess_result *r)
 			free(msg);
 			return;
 		}
-		gitjob_done(g, NULL, "created");
+		/* "created": a new branch too; "checked-out": an existing one. */
+		gitjob_done(g, NULL, g->step == CREATE_ADD ? "created" : "checked-out");
 		return;
 	case REMOVE_STATUS:
 		if (!ok(r)) {

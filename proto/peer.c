@@ -531,6 +531,7 @@ peer_reply_errorf(struct peer_req *r, enum rpc_code code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(e.message, sizeof(e.message), fmt, ap);
 	va_end(ap);
+	rpc_utf8_trim(e.message);
 	reply_raw(r, &e, NULL, 0);
 }
 

@@ -47,6 +47,19 @@ rpc_error_clear(struct rpc_error *e)
 	e->extra_val[0] = '\0';
 }
 
+void
+rpc_utf8_trim(char *s)
+{
+	size_t n = strlen(s), back;
+
+	/* A cut can only have split the last sequence: drop at most 3 bytes. */
+	for (back = 0; back < 4 && back <= n; back++)
+		if (rpc_utf8_valid(s, n - back)) {
+			s[n - back] = '\0';
+			return;
+		}
+}
+
 int
 rpc_error_set(struct rpc_error *e, enum rpc_code code, const char *fmt, ...)
 {
@@ -58,6 +71,7 @@ rpc_error_set(struct rpc_error *e, enum rpc_code code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(e->message, sizeof(e->message), fmt, ap);
 	va_end(ap);
+	rpc_utf8_trim(e->message);
 	e->extra_key[0] = '\0';
 	e->extra_val[0] = '\0';
 	return -1;

@@ -79,6 +79,8 @@ void rpc_error_from_object(const msgpack_object *, struct rpc_error *err);
 
 /* True when s[0..len) is valid UTF-8 without NUL bytes. */
 bool rpc_utf8_valid(const char *s, size_t len);
+/* Drops a UTF-8 sequence a truncation cut in two at the end of s. */
+void rpc_utf8_trim(char *s);
 
 /*
  * Typed getters over one params map.  Each getter looks up `key`:

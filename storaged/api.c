@@ -498,6 +498,30 @@ session_list(struct store *st, struct rpc_params *p, msgpack_packer *out,
 	return pack_rows(st, s, "sessions", out, err);
 }
 
+/* session.count {}: how many sessions are live (neither terminated nor done). */
+static int
+session_count(struct store *st, struct rpc_params *p, msgpack_packer *out,
+    struct rpc_error *err)
+{
+	static const char sql[] = "SELECT COUNT(*) FROM sessions"
+	    " WHERE state NOT IN ('terminated', 'done')";
+	sqlite3_stmt *s;
+	int rc;
+
+	if (rpc_params_end(p) == -1)
+		return -1;
+	s = store_stmt(st, sql);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return store_sqlerr(st, rc, err);
+	}
+	msgpack_pack_map(out, 1);
+	rpc_pack_kv_i64(out, "live", sqlite3_column_int64(s, 0));
+	sqlite3_reset(s);
+	return 0;
+}
+
 /*
  * session.update: the fields a caller may change.  A key sent as nil sets a
  * nullable column to NULL; absent keys are untouched.
@@ -1472,6 +1496,7 @@ static const struct api_method api_methods[] = {
 	{ "session.create", true, session_create },
 	{ "session.get", false, session_get },
 	{ "session.list", false, session_list },
+	{ "session.count", false, session_count },
 	{ "session.update", true, session_update },
 	{ "session.apply", true, session_apply },
 	{ "pr.write_observation", true, pr_write_observation },

@@ -129,6 +129,17 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		p->rc = api_call(&sd.st, p->m, p->req->params, p->req->zone, &p->out,
 		    &p->err);
+		/*
+		 * SQLITE_FULL/IOERR/NOMEM can roll back the whole transaction:
+		 * then nothing of the batch is stored, and the requests after it
+		 * must not run in autocommit mode either.
+		 */
+		if (sqlite3_get_autocommit(sd.st.db)) {
+			rpc_error_set(&txerr, p->err.code == RPC_OK ? RPC_INTERNAL :
+			    p->err.code, "the transaction was rolled back: %s",
+			    p->rc == -1 ? p->err.message : "unknown cause");
+			failed = 1;
+		}
 	}
 	if (!failed && store_exec(&sd.st, "COMMIT", &txerr) == -1) {
 		store_exec(&sd.st, "ROLLBACK", NULL);
