@@ -382,6 +382,28 @@ START_TEST(model_bad_input)
 }
 END_TEST
 
+/* tmux names: safe characters only, and distinct ids never share a name. */
+START_TEST(tmux_names)
+{
+	char a[128], b[128];
+
+	runtime_tmux_name("app-1", a, sizeof(a));
+	ck_assert_str_eq(a, "ao-app-1");
+	runtime_tmux_name("a.b-1", a, sizeof(a));
+	runtime_tmux_name("a_b-1", b, sizeof(b));
+	ck_assert_str_eq(a, "ao-a_2eb-1");
+	ck_assert_str_eq(b, "ao-a__b-1");
+	ck_assert_str_ne(a, b);
+	runtime_tmux_name("x:y", a, sizeof(a));
+	ck_assert_ptr_null(strchr(a, ':'));
+	runtime_tmux_name("a_2eb-1", b, sizeof(b));
+	runtime_tmux_name("a.b-1", a, sizeof(a));
+	ck_assert_str_ne(a, b);
+	runtime_tmux_name("long-long-long-long", a, 8);	/* truncated, terminated */
+	ck_assert_uint_lt(strlen(a), 8);
+}
+END_TEST
+
 Suite *
 model_suite(void)
 {
@@ -390,6 +412,7 @@ model_suite(void)
 
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, model_tables);
+	tcase_add_test(tc, tmux_names);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad input");
 	tcase_set_timeout(tc, 10);

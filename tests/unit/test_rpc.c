@@ -277,6 +277,32 @@ parse(struct obj *o, struct rpc_msg *m)
 	return rpc_msg_parse(root, o->up.zone, m, &o->err);
 }
 
+/* A message cut inside a multi-byte character stays valid UTF-8. */
+START_TEST(utf8_trim)
+{
+	char buf[16];
+	struct rpc_error e;
+	char big[1200];
+	size_t i;
+
+	snprintf(buf, sizeof(buf), "ab\xc3\xa9");	/* "abé" */
+	rpc_utf8_trim(buf);
+	ck_assert_str_eq(buf, "ab\xc3\xa9");
+	snprintf(buf, sizeof(buf), "ab\xc3");		/* cut after the lead byte */
+	rpc_utf8_trim(buf);
+	ck_assert_str_eq(buf, "ab");
+	snprintf(buf, sizeof(buf), "x\xf0\x9f\x98");	/* 3 of 4 bytes */
+	rpc_utf8_trim(buf);
+	ck_assert_str_eq(buf, "x");
+	for (i = 0; i + 2 < sizeof(big); i += 2)
+		memcpy(big + i, "\xc3\xa9", 2);
+	big[i] = '\0';
+	rpc_error_set(&e, RPC_BAD_REQUEST, "x%s", big);	/* 1 + even: cut mid-char */
+	ck_assert(rpc_utf8_valid(e.message, strlen(e.message)));
+	ck_assert_uint_ge(strlen(e.message), sizeof(e.message) - 4);
+}
+END_TEST
+
 START_TEST(envelope_valid)
 {
 	struct obj o;
@@ -487,6 +513,7 @@ rpc_suite(void)
 	tcase_add_test(tc, getters_unknown_key);
 	tcase_add_test(tc, getters_nested_path);
 	tcase_add_test(tc, utf8);
+	tcase_add_test(tc, utf8_trim);
 	tcase_add_test(tc, map_helpers);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("envelope");

@@ -312,6 +312,21 @@ START_TEST(session_ids)
 	}
 	ck_assert_int_eq(store_exec(&st, "COMMIT", &e), 0);
 
+	/* session.count: live ones (neither terminated nor done). */
+	OK(r, "session.count", NULL);
+	ck_assert_int_eq(num(r, "live"), 7);
+	json_decref(r);
+	ok("session.update", "{\"id\": \"app-2\", \"state\": \"done\"}");
+	ok("session.update", "{\"id\": \"app-3\", \"state\": \"terminated\","
+	    " \"termination_reason\": \"manually_killed\"}");
+	OK(r, "session.count", NULL);
+	ck_assert_int_eq(num(r, "live"), 5);
+	json_decref(r);
+	fails("session.count", "{\"x\": 1}", RPC_BAD_REQUEST);
+	ok("session.update", "{\"id\": \"app-2\", \"state\": \"working\"}");
+	ok("session.update", "{\"id\": \"app-3\", \"state\": \"working\","
+	    " \"termination_reason\": null}");
+
 	/* The number is 1 + the max: the list shows all six. */
 	OK(r, "session.list", "{\"project_id\": \"app\"}");
 	ck_assert_int_eq(json_array_size(json_object_get(r, "sessions")), 6);
