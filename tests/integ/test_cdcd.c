@@ -30,14 +30,14 @@
 
 #include "common/aotime.h"
 #include "proto/bclient.h"
+#include "tests/lib/integ.h"
 #include "tests/lib/testlib.h"
 
 #define START_MS	20000	/* daemon readiness: generous for ASan on 2 slow cores */
 #define WAIT_MS		30000	/* any wait for a stream condition */
 #define MAX_KIDS	8
 
-static char *case_dir;	/* per TCase, made and removed by the runner process */
-static char *dir;	/* per test, inside case_dir */
+static char *dir;	/* per test, inside the test case's (INTEG_CASE_DIR) */
 static char sd_sock[300], cd_sock[300];
 static pid_t sd_pid, cd_pid;
 static pid_t kids[MAX_KIDS];	/* forked writers */
@@ -45,72 +45,33 @@ static int nkids;
 
 /* Daemons and fixture. */
 
-static pid_t
-start_daemon(const char *name, const char *const extra[])
-{
-	char bin[32], *argv[16];
-	int n = 0, i, ready;
-	pid_t pid;
-
-	snprintf(bin, sizeof(bin), "ao-%s", name);
-	argv[n++] = (char *)testlib_bin(bin);
-	argv[n++] = "--data-dir";
-	argv[n++] = dir;
-	for (i = 0; extra != NULL && extra[i] != NULL && n < 13; i++)
-		argv[n++] = (char *)extra[i];
-	argv[n] = NULL;
-	pid = testlib_spawn(argv, &ready);
-	ck_assert_int_gt(pid, 0);
-	ck_assert_msg(testlib_wait_ready(ready, START_MS) == 0, "%s not ready", bin);
-	close(ready);
-	return pid;
-}
-
 static void
 start_storaged(const char *const extra[])
 {
-	sd_pid = start_daemon("storaged", extra);
+	sd_pid = integ_start("ao-storaged", extra);
 }
 
 static void
 start_cdcd(const char *const extra[])
 {
-	cd_pid = start_daemon("cdcd", extra);
+	cd_pid = integ_start("ao-cdcd", extra);
 }
 
 /*
  * A failed assertion _exits the forked test process without its checked
  * teardown: the daemons and writers die with it (PR_SET_PDEATHSIG), and the
- * runner's unchecked teardown removes the case directory with whatever a
- * failed test left in it.
+ * runner removes the case directory with whatever a failed test left in it.
  */
-static void
-case_setup(void)
-{
-	case_dir = testlib_tmpdir();
-}
-
-static void
-case_teardown(void)
-{
-	testlib_rmrf(case_dir);
-	free(case_dir);
-	case_dir = NULL;
-}
-
 static void
 setup(void)
 {
-	size_t len = strlen(case_dir) + sizeof("/t.XXXXXX");
-
-	dir = malloc(len);
-	ck_assert_ptr_nonnull(dir);
-	snprintf(dir, len, "%s/t.XXXXXX", case_dir);
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	dir = integ_test_dir();
 	snprintf(sd_sock, sizeof(sd_sock), "%s/run/storaged.sock", dir);
 	snprintf(cd_sock, sizeof(cd_sock), "%s/run/cdcd.sock", dir);
 	sd_pid = cd_pid = -1;
 	nkids = 0;
+	integ_configure(&(struct integ_conf){ .dir = dir, .log = NULL,
+	    .ready_ms = START_MS, .call_ms = WAIT_MS });
 }
 
 static void
@@ -127,27 +88,6 @@ teardown(void)
 	testlib_rmrf(dir);
 	free(dir);
 	dir = NULL;
-}
-
-/* VmRSS of pid in KiB, or -1.  (/proc files have no size: read, not stat.) */
-static long
-rss_kib(pid_t pid)
-{
-	char path[64], buf[8192], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	if ((p = strstr(buf, "\nVmRSS:")) == NULL)
-		return -1;
-	return strtol(p + 7, NULL, 10);
 }
 
 /* Whether our child pid is still running; a zombie is left for its waiter. */
@@ -214,24 +154,6 @@ tconn_close(struct tconn *c)
 	msgpack_unpacker_destroy(&c->up);
 }
 
-static int
-write_all(int fd, const void *p, size_t n)
-{
-	const char *s = p;
-
-	while (n > 0) {
-		ssize_t w = write(fd, s, n);
-
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		s += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Sends [0, msgid, method, [params]] (params: one packed map, or NULL). */
 static uint32_t
 tconn_request(struct tconn *c, const char *method, const struct rpc_buf *params)
@@ -241,14 +163,8 @@ tconn_request(struct tconn *c, const char *method, const struct rpc_buf *params)
 	int r;
 
 	rpc_buf_init(&b);
-	rpc_pack_request_head(&b.pk, id, method);
-	if (params == NULL)
-		msgpack_pack_array(&b.pk, 0);
-	else {
-		msgpack_pack_array(&b.pk, 1);
-		msgpack_sbuffer_write(&b.sb, params->sb.data, params->sb.size);
-	}
-	r = write_all(c->fd, b.sb.data, b.sb.size);
+	integ_pack_request(&b, id, method, params);
+	r = integ_write_all(c->fd, b.sb.data, b.sb.size);
 	rpc_buf_free(&b);
 	return r == -1 ? 0 : id;
 }
@@ -337,7 +253,7 @@ write_updates(struct tconn *w, struct wsess *s, long count, long batch, int paus
 			rpc_pack_kv_str(&b.pk, "state", s->n++ % 2 == 0 ? "working" :
 			    "idle");
 		}
-		if (write_all(w->fd, b.sb.data, b.sb.size) == -1)
+		if (integ_write_all(w->fd, b.sb.data, b.sb.size) == -1)
 			goto fail;
 		while (got < nb) {
 			const msgpack_object *o;
@@ -459,57 +375,12 @@ wait_writer(pid_t pid)
 
 /* storaged through the blocking client. */
 
-static struct bclient *
-bc_open(const char *path)
-{
-	char err[256];
-	struct bclient *bc = bclient_connect(path, err, sizeof(err));
-
-	ck_assert_msg(bc != NULL, "connect %s: %s", path, err);
-	return bc;
-}
-
-/* Calls and asserts success; res (if not NULL) must be freed by the caller. */
-static void
-call_ok(struct bclient *bc, const char *method, const struct rpc_buf *params,
-    struct bclient_msg *res)
-{
-	struct bclient_msg m;
-	struct rpc_error err;
-
-	ck_assert_msg(bclient_call(bc, method, params != NULL ? params->sb.data : NULL,
-	    params != NULL ? params->sb.size : 0, WAIT_MS, &m, &err) == 0,
-	    "%s: %s: %s", method, rpc_code_name(err.code), err.message);
-	if (res != NULL)
-		*res = m;
-	else
-		bclient_msg_free(&m);
-}
-
-/* Calls and asserts that it fails with code. */
-static void
-call_err(struct bclient *bc, const char *method, const struct rpc_buf *params,
-    enum rpc_code code)
-{
-	struct bclient_msg m;
-	struct rpc_error err;
-	int r;
-
-	r = bclient_call(bc, method, params != NULL ? params->sb.data : NULL,
-	    params != NULL ? params->sb.size : 0, WAIT_MS, &m, &err);
-	if (r == 0)
-		bclient_msg_free(&m);
-	ck_assert_msg(r == -1, "%s succeeded; expected %s", method, rpc_code_name(code));
-	ck_assert_msg(err.code == code, "%s: %s (%s); expected %s", method,
-	    rpc_code_name(err.code), err.message, rpc_code_name(code));
-}
-
 static void
 sd_call(const char *method, const struct rpc_buf *params, struct bclient_msg *res)
 {
-	struct bclient *bc = bc_open(sd_sock);
+	struct bclient *bc = integ_connect(sd_sock);
 
-	call_ok(bc, method, params, res);
+	integ_call_ok(bc, method, params, res);
 	bclient_free(bc);
 }
 
@@ -598,24 +469,21 @@ sd_bounds(int64_t *head, int64_t *oldest)
 }
 
 static int64_t
-sd_stat(const char *key)
-{
-	struct bclient_msg res;
-	int64_t v;
-
-	sd_call("stats", NULL, &res);
-	ck_assert_int_eq(rpc_obj_i64(rpc_map_get(res.m.result, key), &v), 0);
-	bclient_msg_free(&res);
-	return v;
-}
-
-static int64_t
 sd_head(void)
 {
 	int64_t h;
 
 	sd_bounds(&h, NULL);
 	return h;
+}
+
+/* Waits until retention has left the last keep rows; the bounds then. */
+static void
+wait_retained(int64_t keep, int64_t *head, int64_t *oldest)
+{
+	INTEG_WAIT((sd_bounds(head, oldest), *oldest == *head - keep + 1), WAIT_MS,
+	    10, "retention never pruned (oldest %lld, head %lld)",
+	    (long long)*oldest, (long long)*head);
 }
 
 /* cdcd stats. */
@@ -634,12 +502,12 @@ struct cstat {
 static void
 cdcd_stats(struct cstat *st)
 {
-	struct bclient *bc = bc_open(cd_sock);
+	struct bclient *bc = integ_connect(cd_sock);
 	struct bclient_msg res;
 	const msgpack_object *subs;
 	uint32_t i;
 
-	call_ok(bc, "stats", NULL, &res);
+	integ_call_ok(bc, "stats", NULL, &res);
 	memset(st, 0, sizeof(*st));
 	rpc_obj_i64(rpc_map_get(res.m.result, "head"), &st->head);
 	subs = rpc_map_get(res.m.result, "subscribers");
@@ -1080,7 +948,7 @@ START_TEST(fanout_slow_reader)
 
 	start_storaged(NULL);
 	start_cdcd(cd_args);
-	rss0 = rss_kib(cd_pid);
+	rss0 = integ_rss_kib(cd_pid);
 	seed(&ws);
 	updates(&ws, FIRST);
 	final = 2 + N;
@@ -1111,7 +979,7 @@ START_TEST(fanout_slow_reader)
 				max_buffered = st.sub[i].buffered;
 		if (strcmp(st.sub[0].mode, "catchup") == 0 && st.sub[0].lag > 0)
 			catchup_lagging++;
-		rss = rss_kib(cd_pid);
+		rss = integ_rss_kib(cd_pid);
 		ck_assert_int_gt(rss, 0);
 		if (rss > rss_max)
 			rss_max = rss;
@@ -1176,7 +1044,7 @@ START_TEST(subscribe_in_flight)
 	struct subopt mid = { .from = 0 };
 	struct tsub a, b;
 	struct wsess ws;
-	int64_t final, h, deadline;
+	int64_t final, h;
 	pid_t writer;
 	int go;
 
@@ -1190,12 +1058,8 @@ START_TEST(subscribe_in_flight)
 	 * them, so live hand-over is certain to be exercised.
 	 */
 	writer = fork_writer2(&ws, N1, N2, 50, 5000, &go);
-	deadline = aotime_mono_ms() + WAIT_MS;
-	while ((h = sd_head()) < 300) {
-		ck_assert_msg(aotime_mono_ms() < deadline, "the writer is stuck at %lld",
-		    (long long)h);
-		usleep(1000);
-	}
+	INTEG_WAIT((h = sd_head()) >= 300, WAIT_MS, 1, "the writer is stuck at "
+	    "%lld", (long long)h);
 	tsub_open(&a, "live", 0, &live, -1);
 	mid.from = h / 2;
 	tsub_open(&b, "mid", 0, &mid, mid.from);
@@ -1312,11 +1176,7 @@ START_TEST(kill_cdcd_resume)
 	at_kill = a.last;
 	ck_assert_msg(at_kill < cursor, "nothing was lost with cdcd (seen %lld, its "
 	    "cursor %lld)", (long long)at_kill, (long long)cursor);
-	deadline = aotime_mono_ms() + WAIT_MS;
-	while (sd_head() == 2 + N1) {
-		ck_assert_msg(aotime_mono_ms() < deadline, "the writer did not resume");
-		usleep(1000);
-	}
+	INTEG_WAIT(sd_head() != 2 + N1, WAIT_MS, 1, "the writer did not resume");
 	start_cdcd(NULL);
 	resume.from = at_kill;
 	tsub_open(&b, "after", 0, &resume, at_kill);
@@ -1462,21 +1322,13 @@ START_TEST(reset_before_oldest)
 	struct subopt o = { .from = 1 };
 	struct tsub a, b;
 	struct wsess ws;
-	int64_t head, oldest, deadline;
+	int64_t head, oldest;
 
 	start_storaged(sd_args);
 	start_cdcd(NULL);
 	seed(&ws);
 	updates(&ws, 28);
-	deadline = aotime_mono_ms() + WAIT_MS;
-	for (;;) {
-		sd_bounds(&head, &oldest);
-		if (oldest == head - 4)
-			break;
-		ck_assert_msg(aotime_mono_ms() < deadline, "retention never pruned "
-		    "(oldest %lld, head %lld)", (long long)oldest, (long long)head);
-		usleep(10000);
-	}
+	wait_retained(5, &head, &oldest);
 	ck_assert_int_eq(head, 30);
 	ck_assert_int_gt(oldest, 2);
 
@@ -1523,7 +1375,7 @@ START_TEST(reset_when_pruned_behind_cursor)
 	const struct subopt all = { .from = 0 };
 	struct tsub a;
 	struct wsess ws;
-	int64_t head, oldest, deadline;
+	int64_t head, oldest;
 
 	start_storaged(sd_args);
 	start_cdcd(cd_args);
@@ -1531,15 +1383,7 @@ START_TEST(reset_when_pruned_behind_cursor)
 	tsub_open(&a, "behind", 4096, &all, 0);
 	ck_assert_int_eq(tsub_wait_reply(&a), 1);
 	updates(&ws, 4000);
-	deadline = aotime_mono_ms() + WAIT_MS;
-	for (;;) {
-		sd_bounds(&head, &oldest);
-		if (oldest == head - 49)
-			break;
-		ck_assert_msg(aotime_mono_ms() < deadline, "retention never pruned "
-		    "(oldest %lld, head %lld)", (long long)oldest, (long long)head);
-		usleep(10000);
-	}
+	wait_retained(50, &head, &oldest);
 	/* tsub_event fails at the first seq that skips without a reset. */
 	tsub_until(&a, head);
 	ck_assert_int_ge(a.nreset, 1);
@@ -1556,7 +1400,7 @@ END_TEST
 static bool
 consumer_seq(const char *name, int64_t *seq)
 {
-	struct bclient *bc = bc_open(sd_sock);
+	struct bclient *bc = integ_connect(sd_sock);
 	struct bclient_msg res;
 	struct rpc_error err;
 	struct rpc_buf b;
@@ -1625,7 +1469,7 @@ START_TEST(durable_consumer)
 	 * so storaged sees no more consumer.commit writes than 100 ms periods
 	 * elapsed (+1 for the period in progress, +1 in flight).
 	 */
-	writes0 = sd_stat("writes");
+	writes0 = integ_stat_at(sd_sock, NULL, "writes");
 	t0 = aotime_mono_ms();
 	for (seq = 11; seq <= 15; seq++) {
 		pack_seq(&p, seq);
@@ -1638,7 +1482,7 @@ START_TEST(durable_consumer)
 		    "(consumer.get seq %lld)", (long long)seq);
 		usleep(10000);
 	}
-	commits = sd_stat("writes") - writes0;
+	commits = integ_stat_at(sd_sock, NULL, "writes") - writes0;
 	burst_ms = aotime_mono_ms() - t0;
 	ck_assert_int_ge(commits, 1);
 	ck_assert_msg(commits <= burst_ms / 100 + 2, "5 acks in %lld ms took %lld "
@@ -1663,8 +1507,8 @@ START_TEST(durable_consumer)
 	tsub_wait_call(&c);
 	ck_assert_int_eq(c.call_state, -1);
 	ck_assert_str_eq(c.call_code, "invalid_state");
-	bc = bc_open(cd_sock);
-	call_err(bc, "ack", &p, RPC_INVALID_STATE);
+	bc = integ_connect(cd_sock);
+	integ_expect_err(bc, "ack", &p, RPC_INVALID_STATE, NULL);
 	bclient_free(bc);
 	fprintf(stderr, "cdcd consumer: ack stored after ~%lld ms; 5 acks -> %lld "
 	    "commits in %lld ms\n", (long long)stored_ms, (long long)commits,
@@ -1841,7 +1685,7 @@ expect_closed(const void *bytes, size_t n)
 	int64_t deadline = aotime_mono_ms() + WAIT_MS;
 
 	ck_assert_int_eq(tconn_open(&c, cd_sock, 0), 0);
-	ck_assert_int_eq(write_all(c.fd, bytes, n), 0);
+	ck_assert_int_eq(integ_write_all(c.fd, bytes, n), 0);
 	while (tconn_fill(&c, 64 * 1024, 100) != 0)
 		ck_assert_msg(aotime_mono_ms() < deadline, "cdcd kept a connection "
 		    "open after %zu hostile bytes (0x%02x…)", n,
@@ -1882,25 +1726,25 @@ START_TEST(hostile_bytes)
 	tsub_until(&a, 252);
 
 	/* Bad params: an error each, the connection stays. */
-	bc = bc_open(cd_sock);
+	bc = integ_connect(cd_sock);
 	rpc_buf_init(&b);
 	msgpack_pack_map(&b.pk, 1);
 	rpc_pack_kv_i64(&b.pk, "from", -1);
-	call_err(bc, "subscribe", &b, RPC_BAD_REQUEST);
+	integ_expect_err(bc, "subscribe", &b, RPC_BAD_REQUEST, NULL);
 	rpc_buf_reset(&b);
 	msgpack_pack_map(&b.pk, 1);
 	rpc_pack_kv_str(&b.pk, "from", "x");
-	call_err(bc, "subscribe", &b, RPC_BAD_REQUEST);
+	integ_expect_err(bc, "subscribe", &b, RPC_BAD_REQUEST, NULL);
 	rpc_buf_reset(&b);
 	msgpack_pack_map(&b.pk, 1);
 	rpc_pack_kv_i64(&b.pk, "bogus", 1);
-	call_err(bc, "subscribe", &b, RPC_BAD_REQUEST);
+	integ_expect_err(bc, "subscribe", &b, RPC_BAD_REQUEST, NULL);
 	rpc_buf_reset(&b);
 	msgpack_pack_map(&b.pk, 1);
 	rpc_pack_kv_str(&b.pk, "consumer", "");
-	call_err(bc, "subscribe", &b, RPC_BAD_REQUEST);
-	call_err(bc, "nonesuch", NULL, RPC_UNKNOWN_METHOD);
-	call_ok(bc, "ping", NULL, NULL);
+	integ_expect_err(bc, "subscribe", &b, RPC_BAD_REQUEST, NULL);
+	integ_expect_err(bc, "nonesuch", NULL, RPC_UNKNOWN_METHOD, NULL);
+	integ_call_ok(bc, "ping", NULL, NULL);
 	bclient_free(bc);
 
 	/* One subscription per connection; the stream is not disturbed. */
@@ -1991,42 +1835,26 @@ cdcd_suite(void)
 	Suite *s = suite_create("cdcd");
 	TCase *tc;
 
-	tc = tcase_create("fanout");
-	tcase_add_unchecked_fixture(tc, case_setup, case_teardown);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 120);
+	tc = integ_tcase(s, "fanout", 120, setup, teardown, INTEG_CASE_DIR);
 	tcase_add_test(tc, fanout_slow_reader);
 	tcase_add_test(tc, subscribe_in_flight);
 	tcase_add_test(tc, unsubscribe_resubscribe);
 	tcase_add_test(tc, filters);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("restart");
-	tcase_add_unchecked_fixture(tc, case_setup, case_teardown);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 120);
+	tc = integ_tcase(s, "restart", 120, setup, teardown, INTEG_CASE_DIR);
 	tcase_add_test(tc, kill_cdcd_resume);
 	tcase_add_test(tc, restart_storaged_poll);
 	tcase_add_test(tc, restart_storaged_watch_only);
 	tcase_add_test(tc, durable_consumer);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("reset");
-	tcase_add_unchecked_fixture(tc, case_setup, case_teardown);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
+	tc = integ_tcase(s, "reset", 60, setup, teardown, INTEG_CASE_DIR);
 	tcase_add_test(tc, reset_past_head);
 	tcase_add_test(tc, reset_before_oldest);
 	tcase_add_test(tc, reset_when_pruned_behind_cursor);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("bad input");
-	tcase_add_unchecked_fixture(tc, case_setup, case_teardown);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
+	tc = integ_tcase(s, "bad input", 60, setup, teardown, INTEG_CASE_DIR);
 	tcase_add_test(tc, hostile_bytes);
 	tcase_add_test(tc, stall_timeout);
-	suite_add_tcase(s, tc);
 	return s;
 }
 TEST_SUITE(cdcd_suite)

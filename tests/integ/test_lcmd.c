@@ -16,10 +16,9 @@
  * inputs.queued == 0) before they look.  Every process a test causes —
  * daemons, agents, notifier scripts, the tmux server — is killed by pid in
  * its fixture, and what a failed test leaves behind by the test case's
- * (see case_setup).  Spawn-heavy cases double as concurrency checks:
+ * (see setup).  Spawn-heavy cases double as concurrency checks:
  * max_sessions and worktree creation under simultaneous spawns.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -36,6 +35,7 @@
 #include "common/aotime.h"
 #include "common/sock.h"
 #include "proto/bclient.h"
+#include "tests/lib/integ.h"
 #include "tests/lib/testlib.h"
 
 #define CALL_TIMEOUT_MS		5000
@@ -43,8 +43,8 @@
 #define SETTLE_TIMEOUT_MS	5000	/* queues draining, notifiers finishing */
 #define FAST_MS			250	/* "answers at once", even under ASan */
 
-static char *base;		/* per test case, made and removed by the runner */
-static char *dir;		/* per test, inside base */
+static char *dir;		/* per test,
+    inside the test case's (INTEG_CASE_DIR) */
 static char storaged_sock[256];	/* <dir>/run/storaged.sock */
 static char lcmd_sock[256];	/* <dir>/run/lcmd.sock */
 static char logpath[256];	/* the daemons' stderr */
@@ -70,23 +70,6 @@ static const char *const notification_keys[] = { "id", "project_id",
 
 /* ---- daemons ---- */
 
-/* The last KiB of the daemons' log: why a start or a call failed. */
-static const char *
-log_tail(void)
-{
-	static char buf[1024];
-	char *all = testlib_read_file(logpath);
-	size_t n;
-
-	if (all == NULL)
-		return "(no log)";
-	n = strlen(all);
-	snprintf(buf, sizeof(buf), "%s",
-	    all + (n >= sizeof(buf) ? n - (sizeof(buf) - 1) : 0));
-	free(all);
-	return buf;
-}
-
 /* The daemons' log from the first line containing needle (1 KiB), else its tail. */
 static const char *
 log_from(const char *needle)
@@ -96,7 +79,7 @@ log_from(const char *needle)
 
 	if (all == NULL || (p = strstr(all, needle)) == NULL) {
 		free(all);
-		return log_tail();
+		return integ_log_tail();
 	}
 	while (p > all && p[-1] != '\n')
 		p--;
@@ -105,95 +88,23 @@ log_from(const char *needle)
 	return buf;
 }
 
-/* Spawns bin/<name> --data-dir <dir> extra..., stderr appended to logpath. */
-static pid_t
-spawn_daemon(const char *name, const char *const extra[], int *ready)
-{
-	char *argv[32];
-	int n = 0, i, logfd, saved;
-	pid_t pid;
-
-	argv[n++] = (char *)testlib_bin(name);
-	argv[n++] = "--data-dir";
-	argv[n++] = dir;
-	for (i = 0; extra != NULL && extra[i] != NULL && n < 28; i++)
-		argv[n++] = (char *)extra[i];
-	argv[n] = NULL;
-	logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	ck_assert_int_ne(logfd, -1);
-	/* The child inherits fd 2 only; saved must not leak into it. */
-	saved = fcntl(2, F_DUPFD_CLOEXEC, 3);
-	ck_assert_int_ne(saved, -1);
-	dup2(logfd, 2);
-	pid = testlib_spawn(argv, ready);
-	dup2(saved, 2);
-	close(saved);
-	close(logfd);
-	ck_assert_int_gt(pid, 0);
-	ck_assert_msg(testlib_wait_ready(*ready, READY_TIMEOUT_MS) == 0,
-	    "%s not ready: %s", name, log_tail());
-	close(*ready);
-	return pid;
-}
-
 static void
 start_storaged(void)
 {
-	int ready;
-
-	storaged_pid = spawn_daemon("ao-storaged", NULL, &ready);
+	storaged_pid = integ_start("ao-storaged", NULL);
 }
 
-/*
- * Starts ao-lcmd with desktop notifications off, the message log, a private
- * tmux server, and the NULL-terminated extra flags.
- */
 static void
 start_lcmd(const char *const extra[])
 {
-	char logflag[300], tmuxflag[300];
-	const char *argv[24];
-	int n = 0, i, ready;
-
-	snprintf(logflag, sizeof(logflag), "--message-log=%s", msglog);
-	snprintf(tmuxflag, sizeof(tmuxflag), "--tmux-socket=%s", tmuxsock);
-	argv[n++] = "--notify-desktop=off";
-	argv[n++] = logflag;
-	argv[n++] = tmuxflag;
-	for (i = 0; extra != NULL && extra[i] != NULL && n < 22; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	lcmd_pid = spawn_daemon("ao-lcmd", argv, &ready);
+	lcmd_pid = integ_start_lcmd(msglog, tmuxsock, extra);
 }
 
-/* Runs argv to its end (at most 10 s); returns the exit code, -1 if it did not exit. */
+/* Runs argv to its end (at most 10 s), quietly; the exit code, -1 if it did not exit. */
 static int
-run(char *const argv[])
+run(const char *const argv[])
 {
-	int st, null, saved[2];
-	pid_t pid;
-
-	/* Quiet: only the exit code matters. */
-	null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	saved[0] = fcntl(1, F_DUPFD_CLOEXEC, 3);
-	saved[1] = fcntl(2, F_DUPFD_CLOEXEC, 3);
-	ck_assert(null != -1 && saved[0] != -1 && saved[1] != -1);
-	fflush(NULL);
-	dup2(null, 1);
-	dup2(null, 2);
-	pid = testlib_spawn(argv, NULL);
-	dup2(saved[0], 1);
-	dup2(saved[1], 2);
-	close(saved[0]);
-	close(saved[1]);
-	close(null);
-	if (pid <= 0)
-		return -1;
-	if ((st = testlib_wait(pid, 10000)) == -1) {
-		testlib_stop(pid, SIGKILL, 2000);
-		return -1;
-	}
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return integ_run(argv, NULL, 0, 10000);
 }
 
 /*
@@ -219,33 +130,6 @@ kill_recorded(const char *path)
 	free(pids);
 }
 
-/* Kills every process whose working directory is inside top (agents, scripts). */
-static void
-kill_by_cwd(const char *top)
-{
-	size_t len = strlen(top);
-	struct dirent *de;
-	DIR *d;
-
-	if ((d = opendir("/proc")) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		char path[300], cwd[4096];
-		pid_t pid = (pid_t)atoi(de->d_name);
-		ssize_t n;
-
-		if (pid <= 1 || pid == getpid())
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/cwd", (int)pid);
-		if ((n = readlink(path, cwd, sizeof(cwd) - 1)) <= 0)
-			continue;
-		cwd[n] = '\0';
-		if (strncmp(cwd, top, len) == 0 && (cwd[len] == '/' || cwd[len] == '\0'))
-			kill(pid, SIGKILL);
-	}
-	closedir(d);
-}
-
 /*
  * Everything a test started, by pid: the daemons, then what outlives them —
  * agents (setsid'd), notifier scripts (they cd into dir), the private tmux
@@ -254,7 +138,7 @@ kill_by_cwd(const char *top)
 static void
 cleanup(void)
 {
-	char *kill_server[] = { "/usr/bin/env", "tmux", "-S", tmuxsock,
+	const char *kill_server[] = { "/usr/bin/env", "tmux", "-S", tmuxsock,
 		"kill-server", NULL };
 	struct stat st;
 	int i;
@@ -265,12 +149,12 @@ cleanup(void)
 	for (i = 0; i < nagents; i++)
 		kill(agents[i], SIGKILL);
 	nagents = 0;
-	kill_by_cwd(dir);
+	integ_kill_by_cwd(dir);
 	if (stat(tmuxsock, &st) == 0)
 		run(kill_server);
 	testlib_reap_all();
 	usleep(20 * 1000);	/* a script that was forking when it was killed */
-	kill_by_cwd(dir);
+	integ_kill_by_cwd(dir);
 	testlib_rmrf(dir);
 	free(dir);
 	dir = NULL;
@@ -280,34 +164,13 @@ cleanup(void)
  * Check runs each test in a child and skips its teardown when it fails
  * (or times out); the daemons die with it (PR_SET_PDEATHSIG), but agents
  * and notifier scripts outlive lcmd by design.  So the runner itself makes
- * a base directory per test case and, after the case, kills whatever still
- * works inside it and removes it.
+ * a directory per test case and, after the case, kills whatever still
+ * works inside it and removes it (INTEG_CASE_KILL).
  */
-static void
-case_setup(void)
-{
-	base = testlib_tmpdir();
-}
-
-static void
-case_teardown(void)
-{
-	kill_by_cwd(base);
-	usleep(20 * 1000);
-	kill_by_cwd(base);
-	testlib_rmrf(base);
-	free(base);
-	base = NULL;
-}
-
 static void
 setup(void)
 {
-	char tmpl[256];
-
-	snprintf(tmpl, sizeof(tmpl), "%s/t.XXXXXX", base);
-	ck_assert_ptr_nonnull(mkdtemp(tmpl));
-	ck_assert_ptr_nonnull(dir = strdup(tmpl));
+	dir = integ_test_dir();
 	snprintf(storaged_sock, sizeof(storaged_sock), "%s/run/storaged.sock", dir);
 	snprintf(lcmd_sock, sizeof(lcmd_sock), "%s/run/lcmd.sock", dir);
 	snprintf(logpath, sizeof(logpath), "%s/daemons.log", dir);
@@ -319,6 +182,8 @@ setup(void)
 	snprintf(agentcmd, sizeof(agentcmd), "echo $$ >> '%s'; exec cat", agentpids);
 	storaged_pid = lcmd_pid = -1;
 	nagents = 0;
+	integ_configure(&(struct integ_conf){ .dir = dir, .log = logpath,
+	    .ready_ms = READY_TIMEOUT_MS, .call_ms = CALL_TIMEOUT_MS });
 	start_storaged();
 }
 
@@ -330,137 +195,12 @@ teardown(void)
 
 /* ---- calls ---- */
 
-static struct bclient *
-lcmd_connect(void)
-{
-	char err[256];
-	struct bclient *bc = bclient_connect(lcmd_sock, err, sizeof(err));
-
-	ck_assert_msg(bc != NULL, "connect %s: %s", lcmd_sock, err);
-	return bc;
-}
-
-/* Starts b as a params map of n entries. */
-static struct rpc_buf *
-params(struct rpc_buf *b, uint32_t n)
-{
-	rpc_buf_reset(b);
-	msgpack_pack_map(&b->pk, n);
-	return b;
-}
-
-static void
-call_ok(struct bclient *bc, const char *method, const struct rpc_buf *b,
-    struct bclient_msg *res)
-{
-	struct rpc_error err;
-
-	ck_assert_msg(bclient_call(bc, method, b != NULL ? b->sb.data : NULL,
-	    b != NULL ? b->sb.size : 0, CALL_TIMEOUT_MS, res, &err) == 0,
-	    "%s: %s: %s", method, rpc_code_name(err.code), err.message);
-}
-
-/* Calls a method that must fail; returns its error code, err has the rest. */
-static enum rpc_code
-call_err(struct bclient *bc, const char *method, const struct rpc_buf *b,
-    struct rpc_error *err)
-{
-	struct bclient_msg res;
-
-	if (bclient_call(bc, method, b != NULL ? b->sb.data : NULL,
-	    b != NULL ? b->sb.size : 0, CALL_TIMEOUT_MS, &res, err) == 0) {
-		bclient_msg_free(&res);
-		ck_abort_msg("%s succeeded; an error was expected", method);
-	}
-	return err->code;
-}
-
-/* Asserts the call fails with code and, when needle is set, a message naming it. */
-static void
-expect_err(struct bclient *bc, const char *method, const struct rpc_buf *b,
-    enum rpc_code code, const char *needle)
-{
-	struct rpc_error err;
-	enum rpc_code got = call_err(bc, method, b, &err);
-
-	ck_assert_msg(got == code, "%s: %s (%s), expected %s", method,
-	    rpc_code_name(got), err.message, rpc_code_name(code));
-	if (needle != NULL)
-		ck_assert_msg(strstr(err.message, needle) != NULL,
-		    "%s: message '%s' does not name '%s'", method, err.message, needle);
-}
-
-static void
-assert_keys(const msgpack_object *map, const char *what, const char *const keys[])
-{
-	int i;
-
-	ck_assert_msg(map != NULL && map->type == MSGPACK_OBJECT_MAP,
-	    "%s: not a map", what);
-	for (i = 0; keys[i] != NULL; i++)
-		ck_assert_msg(rpc_map_get(map, keys[i]) != NULL,
-		    "%s: no '%s'", what, keys[i]);
-}
-
-/* The array at key of a result map. */
-static const msgpack_object_array *
-get_list(const msgpack_object *map, const char *key)
-{
-	const msgpack_object *o = rpc_map_get(map, key);
-
-	ck_assert_msg(o != NULL && o->type == MSGPACK_OBJECT_ARRAY,
-	    "'%s' is missing or not an array", key);
-	return &o->via.array;
-}
-
-/* A string field, "" for nil or absent. */
-static void
-str_field(const msgpack_object *map, const char *key, char *buf, size_t len)
-{
-	if (rpc_obj_str(rpc_map_get(map, key), buf, len) == -1)
-		buf[0] = '\0';
-}
-
-/* The hello answer: lcmd is up and answering. */
-static void
-assert_hello(struct bclient *bc)
-{
-	struct bclient_msg res;
-	char comp[32];
-	int64_t pid;
-
-	call_ok(bc, "hello", NULL, &res);
-	str_field(res.m.result, "component", comp, sizeof(comp));
-	ck_assert_str_eq(comp, "lcmd");
-	ck_assert_int_eq(rpc_obj_i64(rpc_map_get(res.m.result, "pid"), &pid), 0);
-	ck_assert_int_eq(pid, lcmd_pid);
-	bclient_msg_free(&res);
-}
-
-/* stats.<section>.<key> */
-static int64_t
-lcmd_stat(struct bclient *bc, const char *section, const char *key)
-{
-	struct bclient_msg res;
-	int64_t v = -1;
-
-	call_ok(bc, "stats", NULL, &res);
-	ck_assert_msg(rpc_obj_i64(rpc_map_get(rpc_map_get(res.m.result, section),
-	    key), &v) == 0, "stats has no %s.%s", section, key);
-	bclient_msg_free(&res);
-	return v;
-}
-
 /* Waits until lcmd has applied every queued input. */
 static void
 quiesce(struct bclient *bc)
 {
-	int64_t deadline = aotime_mono_ms() + SETTLE_TIMEOUT_MS;
-
-	while (lcmd_stat(bc, "inputs", "queued") != 0) {
-		ck_assert_msg(aotime_mono_ms() < deadline, "lcmd's queues never drained");
-		usleep(10 * 1000);
-	}
+	INTEG_WAIT(integ_stat(bc, "inputs", "queued") == 0, SETTLE_TIMEOUT_MS, 10,
+	    "lcmd's queues never drained");
 }
 
 /* ---- projects and sessions ---- */
@@ -469,111 +209,52 @@ quiesce(struct bclient *bc)
 static void
 make_repo(const char *name, char *path, size_t len)
 {
-	char *init[] = { "/usr/bin/env", "git", "init", "-q", path, NULL };
-	char *commit[] = { "/usr/bin/env", "git", "-C", path, "-c", "user.name=ao test",
-		"-c", "user.email=test@ao.invalid", "commit", "-q", "--allow-empty",
-		"-m", "initial", NULL };
-
 	snprintf(path, len, "%s/%s", dir, name);
-	ck_assert_int_eq(run(init), 0);
-	ck_assert_int_eq(run(commit), 0);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	ck_assert_int_eq(integ_git(path, NULL, 0, "init", "-q", NULL), 0);
+	ck_assert_int_eq(integ_git(path, NULL, 0, "commit", "-q", "--allow-empty",
+	    "-m", "initial", NULL), 0);
 }
 
 /* Makes <dir>/<name> a repository and adds it; id receives the project id. */
 static void
 add_project(struct bclient *bc, const char *name, char *id, size_t idlen)
 {
-	struct bclient_msg res;
-	struct rpc_buf b;
 	char path[512];
 
 	make_repo(name, path, sizeof(path));
-	rpc_buf_init(&b);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "path", path);
-	call_ok(bc, "project.add", &b, &res);
-	str_field(res.m.result, "id", id, idlen);
-	ck_assert_str_ne(id, "");
-	bclient_msg_free(&res);
-	rpc_buf_free(&b);
+	integ_project_add(bc, path, id, idlen);
 }
 
-/* A session as lcmd shows it. */
-struct sview {
-	char id[128], state[32], status[32], reason[32], activity[32], harness[32];
-	char runtime[16], branch[256], workspace[512];
-	bool alive;
-	bool pr_nil;
-	pid_t pid;		/* process runtime: the agent, else 0 */
-};
-
+/* Remembers the agent of a process-runtime session, for cleanup. */
 static void
-sview_from(const msgpack_object *m, struct sview *v)
+note_agent(const struct integ_session *v)
 {
-	const msgpack_object *o;
+	if (v->pid > 1 && nagents < (int)(sizeof(agents) / sizeof(agents[0])))
+		agents[nagents++] = v->pid;
+}
 
-	assert_keys(m, "session", session_keys);
-	str_field(m, "id", v->id, sizeof(v->id));
-	str_field(m, "state", v->state, sizeof(v->state));
-	str_field(m, "status", v->status, sizeof(v->status));
-	str_field(m, "termination_reason", v->reason, sizeof(v->reason));
-	str_field(m, "activity_state", v->activity, sizeof(v->activity));
-	str_field(m, "harness", v->harness, sizeof(v->harness));
-	str_field(m, "runtime", v->runtime, sizeof(v->runtime));
-	str_field(m, "branch", v->branch, sizeof(v->branch));
-	str_field(m, "workspace_path", v->workspace, sizeof(v->workspace));
-	v->pid = 0;
-	o = rpc_map_get(m, "runtime_handle");
-	if (o->type == MSGPACK_OBJECT_STR) {
-		char handle[2048];
-		json_error_t je;
-		json_t *h;
-
-		str_field(m, "runtime_handle", handle, sizeof(handle));
-		if ((h = json_loads(handle, 0, &je)) != NULL) {
-			v->pid = (pid_t)json_integer_value(json_object_get(h, "pid"));
-			json_decref(h);
-		}
-		if (v->pid > 1 && nagents < (int)(sizeof(agents) / sizeof(agents[0])))
-			agents[nagents++] = v->pid;
-	}
-	o = rpc_map_get(m, "is_alive");
-	ck_assert_msg(o->type == MSGPACK_OBJECT_BOOLEAN, "is_alive is not a bool");
-	v->alive = o->via.boolean;
-	v->pr_nil = rpc_map_get(m, "pr")->type == MSGPACK_OBJECT_NIL;
+/* A session map as lcmd shows it: every key there. */
+static void
+sview_from(const msgpack_object *m, struct integ_session *v)
+{
+	integ_session_from(m, session_keys, v);
+	note_agent(v);
 }
 
 /* Calls a method taking {id} that answers a session map. */
 static void
-session_call(struct bclient *bc, const char *method, const char *id, struct sview *v)
+session_call(struct bclient *bc, const char *method, const char *id,
+    struct integ_session *v)
 {
-	struct bclient_msg res;
-	struct rpc_buf b;
-
-	rpc_buf_init(&b);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "id", id);
-	call_ok(bc, method, &b, &res);
-	sview_from(res.m.result, v);
-	ck_assert_str_eq(v->id, id);
-	bclient_msg_free(&res);
-	rpc_buf_free(&b);
+	integ_session_call(bc, method, id, session_keys, v);
+	note_agent(v);
 }
 
 static void
-sget(struct bclient *bc, const char *id, struct sview *v)
+sget(struct bclient *bc, const char *id, struct integ_session *v)
 {
 	session_call(bc, "session.get", id, v);
-}
-
-/* A method taking {id} that must fail with code. */
-static void
-id_err(struct bclient *bc, const char *method, const char *id, enum rpc_code code)
-{
-	struct rpc_buf b;
-
-	rpc_buf_init(&b);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "id", id);
-	expect_err(bc, method, &b, code, NULL);
-	rpc_buf_free(&b);
 }
 
 /*
@@ -584,7 +265,7 @@ static void
 pack_spawn(struct rpc_buf *b, const char *project, const char *runtime,
     const char *prompt)
 {
-	params(b, 2 + (runtime != NULL) + (prompt != NULL));
+	integ_params(b, 2 + (runtime != NULL) + (prompt != NULL));
 	rpc_pack_kv_str(&b->pk, "project_id", project);
 	if (runtime != NULL)
 		rpc_pack_kv_str(&b->pk, "runtime", runtime);
@@ -599,14 +280,14 @@ pack_spawn(struct rpc_buf *b, const char *project, const char *runtime,
 
 /* Spawns a scripted agent with the process runtime; it must start. */
 static void
-spawn(struct bclient *bc, const char *project, struct sview *v)
+spawn(struct bclient *bc, const char *project, struct integ_session *v)
 {
 	struct bclient_msg res;
 	struct rpc_buf b;
 
 	rpc_buf_init(&b);
 	pack_spawn(&b, project, "process", NULL);
-	call_ok(bc, "session.spawn", &b, &res);
+	integ_call_ok(bc, "session.spawn", &b, &res);
 	sview_from(res.m.result, v);
 	ck_assert_str_eq(v->state, "working");
 	ck_assert_int_gt(v->pid, 1);
@@ -616,17 +297,18 @@ spawn(struct bclient *bc, const char *project, struct sview *v)
 
 /* session.activity {id, state}; v gets the answer. */
 static void
-activity(struct bclient *bc, const char *id, const char *state, struct sview *v)
+activity(struct bclient *bc, const char *id, const char *state,
+    struct integ_session *v)
 {
 	struct bclient_msg res;
 	struct rpc_buf b;
 
 	rpc_buf_init(&b);
-	params(&b, 3);
+	integ_params(&b, 3);
 	rpc_pack_kv_str(&b.pk, "id", id);
 	rpc_pack_kv_str(&b.pk, "state", state);
 	rpc_pack_kv_str(&b.pk, "source", "test-hook");
-	call_ok(bc, "session.activity", &b, &res);
+	integ_call_ok(bc, "session.activity", &b, &res);
 	sview_from(res.m.result, v);
 	bclient_msg_free(&res);
 	rpc_buf_free(&b);
@@ -642,7 +324,7 @@ report(struct bclient *bc, const char *id, const char *runtime, const char *proc
 	int64_t n;
 
 	rpc_buf_init(&b);
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_str(&b.pk, "results");
 	msgpack_pack_array(&b.pk, 1);
 	msgpack_pack_map(&b.pk, 3 + (evidence != NULL));
@@ -651,7 +333,7 @@ report(struct bclient *bc, const char *id, const char *runtime, const char *proc
 	rpc_pack_kv_str(&b.pk, "process", process);
 	if (evidence != NULL)
 		rpc_pack_kv_str(&b.pk, "evidence", evidence);
-	call_ok(bc, "runtime.report", &b, &res);
+	integ_call_ok(bc, "runtime.report", &b, &res);
 	ck_assert_int_eq(rpc_obj_i64(rpc_map_get(res.m.result, "accepted"), &n), 0);
 	ck_assert_int_eq(n, 1);
 	bclient_msg_free(&res);
@@ -663,14 +345,14 @@ tick(struct bclient *bc)
 {
 	struct bclient_msg res;
 
-	call_ok(bc, "tick", NULL, &res);
+	integ_call_ok(bc, "tick", NULL, &res);
 	bclient_msg_free(&res);
 }
 
 /* Applies a probe and waits for it; returns the session afterwards. */
 static void
 probe(struct bclient *bc, const char *id, const char *runtime, const char *process,
-    const char *evidence, struct sview *v)
+    const char *evidence, struct integ_session *v)
 {
 	report(bc, id, runtime, process, evidence);
 	quiesce(bc);
@@ -679,99 +361,23 @@ probe(struct bclient *bc, const char *id, const char *runtime, const char *proce
 
 /* ---- PR observations ---- */
 
-struct ocheck {
-	const char *name, *commit, *status, *log_tail;
-};
-
-struct ocomment {
-	const char *id, *body;
-	bool resolved;
-};
-
-struct obs {
-	const char *url;
-	const char *state, *review, *ci, *merge;	/* NULL: omitted */
-	const struct ocheck *checks;
-	int nchecks;					/* -1: omitted */
-	const struct ocomment *comments;
-	int ncomments;					/* -1: omitted */
-};
-
-static void
-pack_observe(struct rpc_buf *b, const char *sid, const struct obs *o)
-{
-	int i;
-
-	params(b, 2 + (o->nchecks >= 0) + (o->ncomments >= 0));
-	rpc_pack_kv_str(&b->pk, "session_id", sid);
-	rpc_pack_str(&b->pk, "pr");
-	msgpack_pack_map(&b->pk, 2 + (o->state != NULL) + (o->review != NULL) +
-	    (o->ci != NULL) + (o->merge != NULL));
-	rpc_pack_kv_str(&b->pk, "url", o->url);
-	rpc_pack_kv_i64(&b->pk, "number", 7);
-	if (o->state != NULL)
-		rpc_pack_kv_str(&b->pk, "state", o->state);
-	if (o->review != NULL)
-		rpc_pack_kv_str(&b->pk, "review_decision", o->review);
-	if (o->ci != NULL)
-		rpc_pack_kv_str(&b->pk, "ci_state", o->ci);
-	if (o->merge != NULL)
-		rpc_pack_kv_str(&b->pk, "mergeability", o->merge);
-	if (o->nchecks >= 0) {
-		rpc_pack_str(&b->pk, "checks");
-		msgpack_pack_array(&b->pk, (uint32_t)o->nchecks);
-		for (i = 0; i < o->nchecks; i++) {
-			const struct ocheck *c = &o->checks[i];
-
-			msgpack_pack_map(&b->pk, 3 + (c->log_tail != NULL));
-			rpc_pack_kv_str(&b->pk, "name", c->name);
-			rpc_pack_kv_str(&b->pk, "commit_hash", c->commit);
-			rpc_pack_kv_str(&b->pk, "status", c->status);
-			if (c->log_tail != NULL)
-				rpc_pack_kv_str(&b->pk, "log_tail", c->log_tail);
-		}
-	}
-	if (o->ncomments >= 0) {
-		rpc_pack_str(&b->pk, "comments");
-		msgpack_pack_array(&b->pk, (uint32_t)o->ncomments);
-		for (i = 0; i < o->ncomments; i++) {
-			const struct ocomment *c = &o->comments[i];
-
-			msgpack_pack_map(&b->pk, 6);
-			rpc_pack_kv_str(&b->pk, "comment_id", c->id);
-			rpc_pack_kv_str(&b->pk, "author", "reviewer1");
-			rpc_pack_kv_str(&b->pk, "file", "src/main.c");
-			rpc_pack_kv_i64(&b->pk, "line", 10 + i);
-			rpc_pack_kv_str(&b->pk, "body", c->body);
-			rpc_pack_kv_bool(&b->pk, "resolved", c->resolved);
-		}
-	}
-}
-
 /* pr.observe; v gets the session map it answers. */
 static void
-observe(struct bclient *bc, const char *sid, const struct obs *o, struct sview *v)
+observe(struct bclient *bc, const char *sid, const struct integ_obs *o,
+    struct integ_session *v)
 {
-	struct bclient_msg res;
-	struct rpc_buf b;
-
-	rpc_buf_init(&b);
-	pack_observe(&b, sid, o);
-	call_ok(bc, "pr.observe", &b, &res);
-	sview_from(res.m.result, v);
-	ck_assert_str_eq(v->id, sid);
-	bclient_msg_free(&res);
-	rpc_buf_free(&b);
+	integ_observe(bc, sid, o, session_keys, v);
+	note_agent(v);
 }
 
 /* An open PR whose check "build" failed on commit, with a log tail. */
 static void
 observe_ci_failure(struct bclient *bc, const char *sid, const char *commit,
-    const char *tail, struct sview *v)
+    const char *tail, struct integ_session *v)
 {
-	struct ocheck c = { "build", commit, "failed", tail };
-	struct obs o = { "https://git.example/pr/7", "open", "review_required",
-		"failing", "mergeable", &c, 1, NULL, -1 };
+	struct integ_check c = { "build", commit, "failed", tail };
+	struct integ_obs o = { "https://git.example/pr/7", "open",
+		"review_required", "failing", "mergeable", &c, 1, NULL, -1 };
 
 	observe(bc, sid, &o, v);
 }
@@ -785,36 +391,7 @@ observe_ci_failure(struct bclient *bc, const char *sid, const char *commit,
 static int
 msglog_find(const char *sid, const char *needle, int nth, char *buf, size_t len)
 {
-	char *all = testlib_read_file(msglog), *line, *save = NULL;
-	int n = 0;
-
-	if (buf != NULL)
-		buf[0] = '\0';
-	if (all == NULL)
-		return 0;
-	for (line = strtok_r(all, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
-		json_error_t je;
-		json_t *j = json_loads(line, 0, &je);
-		const char *s, *m;
-
-		ck_assert_msg(j != NULL, "message log line is not JSON: %s", line);
-		s = json_string_value(json_object_get(j, "session_id"));
-		m = json_string_value(json_object_get(j, "message"));
-		ck_assert_msg(s != NULL && m != NULL, "message log line lacks "
-		    "session_id or message: %s", line);
-		ck_assert_msg(json_is_integer(json_object_get(j, "at")) &&
-		    json_is_boolean(json_object_get(j, "delivered")),
-		    "message log line lacks at or delivered: %s", line);
-		if (strcmp(s, sid) == 0 && strstr(m, needle) != NULL) {
-			if (n == nth && buf != NULL)
-				snprintf(buf, len, "%s", m);
-			n++;
-		}
-		json_decref(j);
-	}
-	free(all);
-	return n;
+	return integ_msglog_find(msglog, sid, needle, nth, buf, len, NULL);
 }
 
 static int
@@ -831,14 +408,10 @@ msglog_count(const char *sid, const char *needle)
 static void
 msglog_expect(const char *sid, const char *needle, int want)
 {
-	int64_t deadline = aotime_mono_ms() + SETTLE_TIMEOUT_MS;
 	int n;
 
-	while ((n = msglog_count(sid, needle)) < want) {
-		ck_assert_msg(aotime_mono_ms() < deadline, "%s: %d messages with "
-		    "'%s', expected %d", sid, n, needle, want);
-		usleep(10 * 1000);
-	}
+	INTEG_WAIT((n = msglog_count(sid, needle)) >= want, SETTLE_TIMEOUT_MS, 10,
+	    "%s: %d messages with '%s', expected %d", sid, n, needle, want);
 	usleep(100 * 1000);
 	n = msglog_count(sid, needle);
 	ck_assert_msg(n == want, "%s: %d messages with '%s', expected %d", sid, n,
@@ -863,13 +436,8 @@ agent_got(const char *sid, const char *text)
 static void
 wait_agent_got(const char *sid, const char *text)
 {
-	int64_t deadline = aotime_mono_ms() + SETTLE_TIMEOUT_MS;
-
-	while (!agent_got(sid, text)) {
-		ck_assert_msg(aotime_mono_ms() < deadline, "agent %s never got '%s'",
-		    sid, text);
-		usleep(10 * 1000);
-	}
+	INTEG_WAIT(agent_got(sid, text), SETTLE_TIMEOUT_MS, 10,
+	    "agent %s never got '%s'", sid, text);
 }
 
 /* Notifications for sid with this reaction (NULL: any) and priority (NULL: any). */
@@ -884,16 +452,16 @@ notes_count(struct bclient *bc, const char *sid, const char *reaction,
 	int n = 0;
 
 	rpc_buf_init(&b);
-	rpc_pack_kv_i64(&params(&b, 1)->pk, "limit", 1000);
-	call_ok(bc, "notification.list", &b, &res);
-	a = get_list(res.m.result, "notifications");
+	rpc_pack_kv_i64(&integ_params(&b, 1)->pk, "limit", 1000);
+	integ_call_ok(bc, "notification.list", &b, &res);
+	a = integ_get_list(res.m.result, "notifications", NULL);
 	for (i = 0; i < a->size; i++) {
 		char s[128], r[160], p[16];
 
-		assert_keys(&a->ptr[i], "notification", notification_keys);
-		str_field(&a->ptr[i], "session_id", s, sizeof(s));
-		str_field(&a->ptr[i], "reaction", r, sizeof(r));
-		str_field(&a->ptr[i], "priority", p, sizeof(p));
+		integ_assert_keys(&a->ptr[i], "notification", notification_keys);
+		integ_str_field(&a->ptr[i], "session_id", s, sizeof(s));
+		integ_str_field(&a->ptr[i], "reaction", r, sizeof(r));
+		integ_str_field(&a->ptr[i], "priority", p, sizeof(p));
 		if (strcmp(s, sid) == 0 &&
 		    (reaction == NULL || strcmp(r, reaction) == 0) &&
 		    (priority == NULL || strcmp(p, priority) == 0))
@@ -902,40 +470,6 @@ notes_count(struct bclient *bc, const char *sid, const char *reaction,
 	bclient_msg_free(&res);
 	rpc_buf_free(&b);
 	return n;
-}
-
-/* Whether pid is gone (or a zombie nobody has reaped yet). */
-static bool
-pid_gone(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	if (kill(pid, 0) == -1 && errno == ESRCH)
-		return true;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return true;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p != NULL && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
-}
-
-static void
-wait_pid_gone(pid_t pid, int64_t timeout_ms, const char *what)
-{
-	int64_t deadline = aotime_mono_ms() + timeout_ms;
-
-	while (!pid_gone(pid)) {
-		ck_assert_msg(aotime_mono_ms() < deadline, "%s (pid %d) is still "
-		    "running", what, (int)pid);
-		usleep(10 * 1000);
-	}
 }
 
 static bool
@@ -951,13 +485,9 @@ static const char *
 write_script(const char *name, const char *body)
 {
 	static char path[512];
-	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	ck_assert_ptr_nonnull(f = fopen(path, "w"));
-	fputs(body, f);
-	ck_assert_int_eq(fclose(f), 0);
-	ck_assert_int_eq(chmod(path, 0755), 0);
+	integ_write_file(path, body, 0755);
 	return path;
 }
 
@@ -981,11 +511,8 @@ pipeline(int n, const char *const *methods, const struct rpc_buf *const *bufs,
 	ck_assert_msg(fd != -1, "connect: %s", err);
 	ck_assert_ptr_nonnull(seen);
 	rpc_buf_init(&b);
-	for (i = 0; i < n; i++) {
-		rpc_pack_request_head(&b.pk, 100 + (uint32_t)i, methods[i]);
-		msgpack_pack_array(&b.pk, 1);
-		msgpack_pack_str_body(&b.pk, bufs[i]->sb.data, bufs[i]->sb.size);
-	}
+	for (i = 0; i < n; i++)
+		integ_pack_request(&b, 100 + (uint32_t)i, methods[i], bufs[i]);
 	ck_assert_int_eq(write(fd, b.sb.data, b.sb.size), (ssize_t)b.sb.size);
 	rpc_buf_free(&b);
 	msgpack_unpacker_init(&up, 4096);
@@ -1012,7 +539,7 @@ pipeline(int n, const char *const *methods, const struct rpc_buf *const *bufs,
 			rpc_error_from_object(&a[2], &e);
 			codes[id] = e.code;
 			if (e.code == RPC_OK && rpc_map_get(&a[3], "runtime_handle") != NULL) {
-				struct sview v;
+				struct integ_session v;
 
 				sview_from(&a[3], &v);	/* records the agent */
 			}
@@ -1033,26 +560,25 @@ START_TEST(api_projects)
 	struct bclient_msg res;
 	struct rpc_buf b;
 	char path[256], file[512], id[80], p2[512], origin[128];
-	char *remote[] = { "/usr/bin/env", "git", "-C", path, "remote", "add",
-		"origin", "https://git.example/proj1.git", NULL };
 	int64_t reg1, reg2;
 	const msgpack_object *arch;
 
 	start_lcmd(NULL);
-	bc = lcmd_connect();
-	assert_hello(bc);
+	bc = integ_connect(lcmd_sock);
+	integ_assert_hello(bc, "lcmd", lcmd_pid);
 	make_repo("proj1", path, sizeof(path));
-	ck_assert_int_eq(run(remote), 0);
+	ck_assert_int_eq(integ_git(path, NULL, 0, "remote", "add", "origin",
+	    "https://git.example/proj1.git", NULL), 0);
 	rpc_buf_init(&b);
 
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "path", path);
 	rpc_pack_kv_str(&b.pk, "display_name", "Project One");
-	call_ok(bc, "project.add", &b, &res);
-	assert_keys(res.m.result, "project.add", project_keys);
-	str_field(res.m.result, "id", id, sizeof(id));
+	integ_call_ok(bc, "project.add", &b, &res);
+	integ_assert_keys(res.m.result, "project.add", project_keys);
+	integ_str_field(res.m.result, "id", id, sizeof(id));
 	ck_assert_str_eq(id, "proj1");	/* the directory's name */
-	str_field(res.m.result, "origin_url", origin, sizeof(origin));
+	integ_str_field(res.m.result, "origin_url", origin, sizeof(origin));
 	ck_assert_str_eq(origin, "https://git.example/proj1.git");	/* from git */
 	rpc_obj_i64(rpc_map_get(res.m.result, "registered_at"), &reg1);
 	ck_assert_int_eq(rpc_map_get(res.m.result, "archived_at")->type,
@@ -1061,88 +587,88 @@ START_TEST(api_projects)
 
 	/* The same path again, even spelled with a trailing slash: the same project. */
 	snprintf(p2, sizeof(p2), "%s/", path);
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "path", p2);
 	rpc_pack_kv_str(&b.pk, "display_name", "Project One");
-	call_ok(bc, "project.add", &b, &res);
-	str_field(res.m.result, "id", id, sizeof(id));
+	integ_call_ok(bc, "project.add", &b, &res);
+	integ_str_field(res.m.result, "id", id, sizeof(id));
 	ck_assert_str_eq(id, "proj1");
-	str_field(res.m.result, "path", p2, sizeof(p2));
+	integ_str_field(res.m.result, "path", p2, sizeof(p2));
 	ck_assert_str_eq(p2, path);
 	rpc_obj_i64(rpc_map_get(res.m.result, "registered_at"), &reg2);
 	ck_assert_int_eq(reg1, reg2);
 	bclient_msg_free(&res);
-	call_ok(bc, "project.list", NULL, &res);
-	ck_assert_uint_eq(get_list(res.m.result, "projects")->size, 1);
-	assert_keys(&get_list(res.m.result, "projects")->ptr[0], "project.list",
-	    project_keys);
+	integ_call_ok(bc, "project.list", NULL, &res);
+	ck_assert_uint_eq(integ_get_list(res.m.result, "projects",
+	    project_keys)->size, 1);
 	bclient_msg_free(&res);
 
 	/* Another repository under an id that is taken: conflict. */
 	make_repo("proj2", p2, sizeof(p2));
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "path", p2);
 	rpc_pack_kv_str(&b.pk, "id", "proj1");
-	expect_err(bc, "project.add", &b, RPC_CONFLICT, "proj1");
+	integ_expect_err(bc, "project.add", &b, RPC_CONFLICT, "proj1");
 	/* Not a directory, not there, not absolute, not a repository: bad_request. */
 	snprintf(file, sizeof(file), "%s/afile", dir);
 	ck_assert_int_eq(close(open(file, O_WRONLY | O_CREAT, 0600)), 0);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "path", file);
-	expect_err(bc, "project.add", &b, RPC_BAD_REQUEST, "afile");
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "path", file);
+	integ_expect_err(bc, "project.add", &b, RPC_BAD_REQUEST, "afile");
 	snprintf(file, sizeof(file), "%s/missing", dir);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "path", file);
-	expect_err(bc, "project.add", &b, RPC_BAD_REQUEST, "missing");
-	rpc_pack_kv_str(&params(&b, 1)->pk, "path", "relative/dir");
-	expect_err(bc, "project.add", &b, RPC_BAD_REQUEST, "relative/dir");
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "path", file);
+	integ_expect_err(bc, "project.add", &b, RPC_BAD_REQUEST, "missing");
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "path", "relative/dir");
+	integ_expect_err(bc, "project.add", &b, RPC_BAD_REQUEST, "relative/dir");
 	snprintf(file, sizeof(file), "%s/plain", dir);
 	ck_assert_int_eq(mkdir(file, 0755), 0);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "path", file);
-	expect_err(bc, "project.add", &b, RPC_BAD_REQUEST, "plain");
-	params(&b, 0);
-	expect_err(bc, "project.add", &b, RPC_BAD_REQUEST, "path");
-	rpc_pack_kv_i64(&params(&b, 1)->pk, "path", 5);
-	expect_err(bc, "project.add", &b, RPC_BAD_REQUEST, "path");
-	params(&b, 2);
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "path", file);
+	integ_expect_err(bc, "project.add", &b, RPC_BAD_REQUEST, "plain");
+	integ_params(&b, 0);
+	integ_expect_err(bc, "project.add", &b, RPC_BAD_REQUEST, "path");
+	rpc_pack_kv_i64(&integ_params(&b, 1)->pk, "path", 5);
+	integ_expect_err(bc, "project.add", &b, RPC_BAD_REQUEST, "path");
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "path", path);
 	rpc_pack_kv_str(&b.pk, "paht", path);
-	expect_err(bc, "project.add", &b, RPC_BAD_REQUEST, "paht");
+	integ_expect_err(bc, "project.add", &b, RPC_BAD_REQUEST, "paht");
 
 	/* With an explicit id. */
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "path", p2);
 	rpc_pack_kv_str(&b.pk, "id", "second");
-	call_ok(bc, "project.add", &b, &res);
-	str_field(res.m.result, "id", id, sizeof(id));
+	integ_call_ok(bc, "project.add", &b, &res);
+	integ_str_field(res.m.result, "id", id, sizeof(id));
 	ck_assert_str_eq(id, "second");
 	bclient_msg_free(&res);
 
-	rpc_pack_kv_str(&params(&b, 1)->pk, "id", "proj1");
-	call_ok(bc, "project.get", &b, &res);
-	assert_keys(res.m.result, "project.get", project_keys);
-	str_field(res.m.result, "path", file, sizeof(file));
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "id", "proj1");
+	integ_call_ok(bc, "project.get", &b, &res);
+	integ_assert_keys(res.m.result, "project.get", project_keys);
+	integ_str_field(res.m.result, "path", file, sizeof(file));
 	ck_assert_str_eq(file, path);
 	bclient_msg_free(&res);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "id", "nosuch");
-	expect_err(bc, "project.get", &b, RPC_NOT_FOUND, NULL);
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "id", "nosuch");
+	integ_expect_err(bc, "project.get", &b, RPC_NOT_FOUND, NULL);
 
 	/* remove archives: gone from the list, still readable, no new sessions. */
-	rpc_pack_kv_str(&params(&b, 1)->pk, "id", "second");
-	call_ok(bc, "project.remove", &b, &res);
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "id", "second");
+	integ_call_ok(bc, "project.remove", &b, &res);
 	bclient_msg_free(&res);
-	call_ok(bc, "project.list", NULL, &res);
-	ck_assert_uint_eq(get_list(res.m.result, "projects")->size, 1);
-	str_field(&get_list(res.m.result, "projects")->ptr[0], "id", id, sizeof(id));
+	integ_call_ok(bc, "project.list", NULL, &res);
+	ck_assert_uint_eq(integ_get_list(res.m.result, "projects", NULL)->size, 1);
+	integ_str_field(&integ_get_list(res.m.result, "projects", NULL)->ptr[0],
+	    "id", id, sizeof(id));
 	ck_assert_str_eq(id, "proj1");
 	bclient_msg_free(&res);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "id", "second");
-	call_ok(bc, "project.get", &b, &res);
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "id", "second");
+	integ_call_ok(bc, "project.get", &b, &res);
 	arch = rpc_map_get(res.m.result, "archived_at");
 	ck_assert(arch != NULL && arch->type != MSGPACK_OBJECT_NIL);
 	bclient_msg_free(&res);
 	pack_spawn(&b, "second", "process", NULL);
-	expect_err(bc, "session.spawn", &b, RPC_INVALID_STATE, "archived");
-	rpc_pack_kv_str(&params(&b, 1)->pk, "id", "nosuch");
-	expect_err(bc, "project.remove", &b, RPC_NOT_FOUND, NULL);
+	integ_expect_err(bc, "session.spawn", &b, RPC_INVALID_STATE, "archived");
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "id", "nosuch");
+	integ_expect_err(bc, "project.remove", &b, RPC_NOT_FOUND, NULL);
 
 	rpc_buf_free(&b);
 	bclient_free(bc);
@@ -1161,19 +687,19 @@ START_TEST(api_project_readd_keeps_metadata)
 	char path[512], name[64], origin[128];
 
 	start_lcmd(NULL);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	make_repo("meta", path, sizeof(path));
 	rpc_buf_init(&b);
-	params(&b, 3);
+	integ_params(&b, 3);
 	rpc_pack_kv_str(&b.pk, "path", path);
 	rpc_pack_kv_str(&b.pk, "display_name", "Meta Project");
 	rpc_pack_kv_str(&b.pk, "origin_url", "https://git.example/meta.git");
-	call_ok(bc, "project.add", &b, &res);
+	integ_call_ok(bc, "project.add", &b, &res);
 	bclient_msg_free(&res);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "path", path);
-	call_ok(bc, "project.add", &b, &res);
-	str_field(res.m.result, "display_name", name, sizeof(name));
-	str_field(res.m.result, "origin_url", origin, sizeof(origin));
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "path", path);
+	integ_call_ok(bc, "project.add", &b, &res);
+	integ_str_field(res.m.result, "display_name", name, sizeof(name));
+	integ_str_field(res.m.result, "origin_url", origin, sizeof(origin));
 	ck_assert_msg(strcmp(name, "Meta Project") == 0 &&
 	    strcmp(origin, "https://git.example/meta.git") == 0,
 	    "re-adding %s without display_name/origin_url changed them to "
@@ -1190,7 +716,7 @@ START_TEST(api_sessions)
 	struct bclient_msg res;
 	struct rpc_buf b;
 	struct rpc_error err;
-	struct sview s1, s2, v;
+	struct integ_session s1, s2, v;
 	char proj[80], key[512], want[512], fakebin[300], newpath[4096], *args;
 	const msgpack_object_array *list;
 	uint32_t i;
@@ -1207,13 +733,13 @@ START_TEST(api_sessions)
 	snprintf(newpath, sizeof(newpath), "%s:%s", fakebin, getenv("PATH"));
 	setenv("PATH", newpath, 1);
 	start_lcmd(NULL);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	rpc_buf_init(&b);
 
 	/* A command agent on the process runtime; its prompt is its first message. */
 	pack_spawn(&b, proj, "process", "start with issue 5");
-	call_ok(bc, "session.spawn", &b, &res);
+	integ_call_ok(bc, "session.spawn", &b, &res);
 	sview_from(res.m.result, &s1);
 	bclient_msg_free(&res);
 	ck_assert_str_eq(s1.id, "app-1");
@@ -1226,7 +752,7 @@ START_TEST(api_sessions)
 	ck_assert(s1.pr_nil);
 	ck_assert(s1.alive);
 	ck_assert_int_gt(s1.pid, 1);
-	ck_assert(!pid_gone(s1.pid));
+	ck_assert(!integ_pid_gone(s1.pid));
 	snprintf(want, sizeof(want), "%s/worktrees/app/app-1", dir);
 	ck_assert_str_eq(s1.workspace, want);
 	ck_assert(is_dir(want));
@@ -1234,22 +760,22 @@ START_TEST(api_sessions)
 	msglog_expect(s1.id, "start with issue 5", 1);
 
 	/* A harness, with the optional fields. */
-	params(&b, 5);
+	integ_params(&b, 5);
 	rpc_pack_kv_str(&b.pk, "project_id", proj);
 	rpc_pack_kv_str(&b.pk, "harness", "codex");
 	rpc_pack_kv_str(&b.pk, "prompt", "fix issue 12");
 	rpc_pack_kv_str(&b.pk, "issue_id", "12");
 	rpc_pack_kv_str(&b.pk, "runtime", "process");
-	call_ok(bc, "session.spawn", &b, &res);
+	integ_call_ok(bc, "session.spawn", &b, &res);
 	sview_from(res.m.result, &s2);
 	ck_assert_str_eq(s2.status, "working");
 	ck_assert_str_eq(s2.harness, "codex");
 	ck_assert(s2.pr_nil);
-	str_field(res.m.result, "issue_id", key, sizeof(key));
+	integ_str_field(res.m.result, "issue_id", key, sizeof(key));
 	ck_assert_str_eq(key, "12");
-	str_field(res.m.result, "project_id", key, sizeof(key));
+	integ_str_field(res.m.result, "project_id", key, sizeof(key));
 	ck_assert_str_eq(key, proj);
-	str_field(res.m.result, "prompt", key, sizeof(key));
+	integ_str_field(res.m.result, "prompt", key, sizeof(key));
 	ck_assert_str_eq(key, "fix issue 12");
 	bclient_msg_free(&res);
 	snprintf(key, sizeof(key), "%s/codex.out", dir);
@@ -1265,12 +791,14 @@ START_TEST(api_sessions)
 	free(args);
 
 	/* A harness that is not installed: the answer names the step and the session. */
-	ck_assert_int_ne(run((char *[]){ "/bin/sh", "-c", "command -v aider", NULL }), 0);
-	params(&b, 3);
+	ck_assert_int_ne(run((const char *[]){ "/bin/sh", "-c",
+	    "command -v aider", NULL }), 0);
+	integ_params(&b, 3);
 	rpc_pack_kv_str(&b.pk, "project_id", proj);
 	rpc_pack_kv_str(&b.pk, "harness", "aider");
 	rpc_pack_kv_str(&b.pk, "runtime", "process");
-	ck_assert_int_eq(call_err(bc, "session.spawn", &b, &err), RPC_BAD_REQUEST);
+	ck_assert_int_eq(integ_call_err(bc, "session.spawn", &b, &err),
+	    RPC_BAD_REQUEST);
 	ck_assert_msg(strstr(err.message, "aider") != NULL, "%s", err.message);
 	ck_assert_str_eq(err.extra_key, "session_id");
 	ck_assert_str_eq(err.extra_val, "app-3");
@@ -1282,31 +810,31 @@ START_TEST(api_sessions)
 	ck_assert_msg(!is_dir(want), "the failed spawn left its worktree %s", want);
 
 	/* Neither or both of harness and command; an unknown harness. */
-	rpc_pack_kv_str(&params(&b, 1)->pk, "project_id", proj);
-	expect_err(bc, "session.spawn", &b, RPC_BAD_REQUEST, "harness");
-	params(&b, 3);
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "project_id", proj);
+	integ_expect_err(bc, "session.spawn", &b, RPC_BAD_REQUEST, "harness");
+	integ_params(&b, 3);
 	rpc_pack_kv_str(&b.pk, "project_id", proj);
 	rpc_pack_kv_str(&b.pk, "harness", "codex");
 	rpc_pack_str(&b.pk, "command");
 	msgpack_pack_array(&b.pk, 1);
 	rpc_pack_str(&b.pk, "true");
-	expect_err(bc, "session.spawn", &b, RPC_BAD_REQUEST, "command");
-	params(&b, 2);
+	integ_expect_err(bc, "session.spawn", &b, RPC_BAD_REQUEST, "command");
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "project_id", proj);
 	rpc_pack_kv_str(&b.pk, "harness", "gpt-agent-9000");
-	expect_err(bc, "session.spawn", &b, RPC_BAD_REQUEST, "harness");
-	params(&b, 2);
+	integ_expect_err(bc, "session.spawn", &b, RPC_BAD_REQUEST, "harness");
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "project_id", proj);
 	rpc_pack_str(&b.pk, "command");
 	msgpack_pack_array(&b.pk, 0);
-	expect_err(bc, "session.spawn", &b, RPC_BAD_REQUEST, "command");
+	integ_expect_err(bc, "session.spawn", &b, RPC_BAD_REQUEST, "command");
 	/* An unknown project. */
 	pack_spawn(&b, "nosuch", "process", NULL);
-	expect_err(bc, "session.spawn", &b, RPC_NOT_FOUND, "nosuch");
+	integ_expect_err(bc, "session.spawn", &b, RPC_NOT_FOUND, "nosuch");
 
 	/* session.list: wrapped, live sessions with their status. */
-	call_ok(bc, "session.list", NULL, &res);
-	list = get_list(res.m.result, "sessions");
+	integ_call_ok(bc, "session.list", NULL, &res);
+	list = integ_get_list(res.m.result, "sessions", NULL);
 	ck_assert_uint_eq(list->size, 2);
 	for (i = 0; i < list->size; i++) {
 		sview_from(&list->ptr[i], &v);
@@ -1314,47 +842,47 @@ START_TEST(api_sessions)
 		ck_assert(strcmp(v.id, s1.id) == 0 || strcmp(v.id, s2.id) == 0);
 	}
 	bclient_msg_free(&res);
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "project_id", proj);
 	rpc_pack_kv_bool(&b.pk, "include_terminated", true);
-	call_ok(bc, "session.list", &b, &res);
-	ck_assert_uint_eq(get_list(res.m.result, "sessions")->size, 3);
+	integ_call_ok(bc, "session.list", &b, &res);
+	ck_assert_uint_eq(integ_get_list(res.m.result, "sessions", NULL)->size, 3);
 	bclient_msg_free(&res);
 
 	sget(bc, s2.id, &v);
 	ck_assert_str_eq(v.status, "working");
 	ck_assert_str_eq(v.harness, "codex");
 	/* Unknown sessions: not_found, whatever the method. */
-	id_err(bc, "session.get", "app-99", RPC_NOT_FOUND);
-	id_err(bc, "session.kill", "app-99", RPC_NOT_FOUND);
-	id_err(bc, "session.restore", "app-99", RPC_NOT_FOUND);
-	id_err(bc, "session.done", "app-99", RPC_NOT_FOUND);
-	id_err(bc, "session.cleanup", "app-99", RPC_NOT_FOUND);
-	params(&b, 2);
+	integ_id_err(bc, "session.get", "app-99", RPC_NOT_FOUND);
+	integ_id_err(bc, "session.kill", "app-99", RPC_NOT_FOUND);
+	integ_id_err(bc, "session.restore", "app-99", RPC_NOT_FOUND);
+	integ_id_err(bc, "session.done", "app-99", RPC_NOT_FOUND);
+	integ_id_err(bc, "session.cleanup", "app-99", RPC_NOT_FOUND);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", "app-99");
 	rpc_pack_kv_str(&b.pk, "state", "active");
-	expect_err(bc, "session.activity", &b, RPC_NOT_FOUND, NULL);
-	params(&b, 2);
+	integ_expect_err(bc, "session.activity", &b, RPC_NOT_FOUND, NULL);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", "app-99");
 	rpc_pack_kv_str(&b.pk, "message", "hello");
-	expect_err(bc, "session.send", &b, RPC_NOT_FOUND, NULL);
+	integ_expect_err(bc, "session.send", &b, RPC_NOT_FOUND, NULL);
 	{
-		struct obs o = { "https://git.example/pr/1", NULL, NULL, NULL, NULL,
-			NULL, -1, NULL, -1 };
+		struct integ_obs o = { "https://git.example/pr/1", NULL, NULL,
+			NULL, NULL, NULL, -1, NULL, -1 };
 
-		pack_observe(&b, "app-99", &o);
-		expect_err(bc, "pr.observe", &b, RPC_NOT_FOUND, NULL);
+		integ_pack_observe(&b, "app-99", &o);
+		integ_expect_err(bc, "pr.observe", &b, RPC_NOT_FOUND, NULL);
 	}
-	rpc_pack_kv_bool(&params(&b, 1)->pk, "include_terminated", true);
-	call_ok(bc, "session.list", &b, &res);
-	ck_assert_uint_eq(get_list(res.m.result, "sessions")->size, 3);
+	rpc_pack_kv_bool(&integ_params(&b, 1)->pk, "include_terminated", true);
+	integ_call_ok(bc, "session.list", &b, &res);
+	ck_assert_uint_eq(integ_get_list(res.m.result, "sessions", NULL)->size, 3);
 	bclient_msg_free(&res);
 
 	/* session.send reaches the agent. */
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", s2.id);
 	rpc_pack_kv_str(&b.pk, "message", "please also update the docs");
-	call_ok(bc, "session.send", &b, &res);
+	integ_call_ok(bc, "session.send", &b, &res);
 	bclient_msg_free(&res);
 	wait_agent_got(s2.id, "please also update the docs");
 
@@ -1369,26 +897,26 @@ START_TEST(api_tmux_runtime)
 	struct bclient *bc;
 	struct bclient_msg res;
 	struct rpc_buf b;
-	struct sview s, v;
+	struct integ_session s, v;
 	char proj[80];
-	char *has[] = { "/usr/bin/env", "tmux", "-S", tmuxsock, "has-session", "-t",
-		"=ao-app-1", NULL };
+	const char *has[] = { "/usr/bin/env", "tmux", "-S", tmuxsock,
+		"has-session", "-t", "=ao-app-1", NULL };
 
 	start_lcmd(NULL);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	rpc_buf_init(&b);
 	pack_spawn(&b, proj, NULL, NULL);
-	call_ok(bc, "session.spawn", &b, &res);
+	integ_call_ok(bc, "session.spawn", &b, &res);
 	sview_from(res.m.result, &s);
 	bclient_msg_free(&res);
 	ck_assert_str_eq(s.runtime, "tmux");
 	ck_assert_str_eq(s.status, "working");
 	ck_assert_int_eq(run(has), 0);
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", s.id);
 	rpc_pack_kv_str(&b.pk, "message", "hello over tmux");
-	call_ok(bc, "session.send", &b, &res);
+	integ_call_ok(bc, "session.send", &b, &res);
 	bclient_msg_free(&res);
 	msglog_expect(s.id, "hello over tmux", 1);
 	session_call(bc, "session.kill", s.id, &v);
@@ -1405,24 +933,24 @@ START_TEST(api_max_sessions)
 	static const char *const flags[] = { "--max-sessions=2", NULL };
 	struct bclient *bc;
 	struct rpc_buf b;
-	struct sview s1, s2, v;
+	struct integ_session s1, s2, v;
 	char proj[80];
 
 	start_lcmd(flags);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s1);
 	spawn(bc, proj, &s2);
 	rpc_buf_init(&b);
 	pack_spawn(&b, proj, "process", NULL);
-	expect_err(bc, "session.spawn", &b, RPC_CONFLICT, "max_sessions");
-	ck_assert_int_eq(lcmd_stat(bc, "inputs", "queued"), 0);
+	integ_expect_err(bc, "session.spawn", &b, RPC_CONFLICT, "max_sessions");
+	ck_assert_int_eq(integ_stat(bc, "inputs", "queued"), 0);
 	session_call(bc, "session.kill", s1.id, &v);
 	ck_assert_str_eq(v.status, "killed");
 	spawn(bc, proj, &v);
 	ck_assert_str_eq(v.status, "working");
 	ck_assert_str_eq(v.id, "app-3");
-	expect_err(bc, "session.spawn", &b, RPC_CONFLICT, "max_sessions");
+	integ_expect_err(bc, "session.spawn", &b, RPC_CONFLICT, "max_sessions");
 	rpc_buf_free(&b);
 	bclient_free(bc);
 }
@@ -1443,7 +971,7 @@ START_TEST(api_max_sessions_pipelined)
 	int i, ok = 0, conflict = 0;
 
 	start_lcmd(flags);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	for (i = 0; i < N; i++) {
 		rpc_buf_init(&bufs[i]);
@@ -1457,13 +985,14 @@ START_TEST(api_max_sessions_pipelined)
 		conflict += codes[i] == RPC_CONFLICT;
 		rpc_buf_free(&bufs[i]);
 	}
-	call_ok(bc, "session.list", NULL, &res);
+	integ_call_ok(bc, "session.list", NULL, &res);
 	ck_assert_msg(ok == 2 && conflict == N - 2, "%d of %d spawns sent together "
 	    "succeeded with --max-sessions=2 (%d conflicts; answers %s %s %s %s "
 	    "%s); %u live sessions", ok, N, conflict,
 	    rpc_code_name(codes[0]), rpc_code_name(codes[1]),
 	    rpc_code_name(codes[2]), rpc_code_name(codes[3]),
-	    rpc_code_name(codes[4]), get_list(res.m.result, "sessions")->size);
+	    rpc_code_name(codes[4]),
+	    integ_get_list(res.m.result, "sessions", NULL)->size);
 	bclient_msg_free(&res);
 	bclient_free(bc);
 }
@@ -1488,7 +1017,7 @@ START_TEST(api_concurrent_spawns_one_project)
 	int i, round, ok = 0;
 
 	start_lcmd(flags);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	for (round = 0; round < ROUNDS; round++) {
 		for (i = 0; i < N; i++) {
@@ -1503,8 +1032,9 @@ START_TEST(api_concurrent_spawns_one_project)
 			rpc_buf_free(&bufs[i]);
 		}
 	}
-	call_ok(bc, "session.list", NULL, &res);
-	ck_assert_uint_eq(get_list(res.m.result, "sessions")->size, (unsigned)ok);
+	integ_call_ok(bc, "session.list", NULL, &res);
+	ck_assert_uint_eq(integ_get_list(res.m.result, "sessions", NULL)->size,
+	    (unsigned)ok);
 	bclient_msg_free(&res);
 	log = testlib_read_file(logpath);
 	fail = log != NULL ? strstr(log, "spawn failed") : NULL;
@@ -1524,11 +1054,11 @@ START_TEST(lifecycle_activity_and_probes)
 {
 	static const char *const flags[] = { "--recent-activity-ms=100", NULL };
 	struct bclient *bc;
-	struct sview s, v;
+	struct integ_session s, v;
 	char proj[80];
 
 	start_lcmd(flags);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s);
 
@@ -1633,21 +1163,21 @@ START_TEST(lifecycle_cleanup_of_terminated_removes_worktree)
 	struct bclient *bc;
 	struct bclient_msg res;
 	struct rpc_buf b;
-	struct sview s, v;
+	struct integ_session s, v;
 	char proj[80], note[200];
 
 	start_lcmd(NULL);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s);
 	session_call(bc, "session.kill", s.id, &v);
 	ck_assert_str_eq(v.reason, "manually_killed");
 	ck_assert(is_dir(s.workspace));
 	rpc_buf_init(&b);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "id", s.id);
-	call_ok(bc, "session.cleanup", &b, &res);
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "id", s.id);
+	integ_call_ok(bc, "session.cleanup", &b, &res);
 	sview_from(res.m.result, &v);
-	str_field(res.m.result, "worktree", note, sizeof(note));
+	integ_str_field(res.m.result, "worktree", note, sizeof(note));
 	bclient_msg_free(&res);
 	ck_assert_str_eq(v.state, "terminated");
 	ck_assert_str_eq(v.reason, "manually_killed");
@@ -1666,11 +1196,11 @@ END_TEST
 START_TEST(lifecycle_recent_activity_vetoes_death)
 {
 	struct bclient *bc;
-	struct sview s, v;
+	struct integ_session s, v;
 	char proj[80];
 
 	start_lcmd(NULL);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s);
 	probe(bc, s.id, "dead", "dead", NULL, &v);
@@ -1682,7 +1212,7 @@ START_TEST(lifecycle_recent_activity_vetoes_death)
 	probe(bc, s.id, "alive", "dead", NULL, &v);
 	ck_assert_str_eq(v.state, "working");
 	ck_assert_int_eq(notes_count(bc, s.id, NULL, NULL), 0);
-	ck_assert(!pid_gone(s.pid));
+	ck_assert(!integ_pid_gone(s.pid));
 	bclient_free(bc);
 }
 END_TEST
@@ -1692,11 +1222,11 @@ START_TEST(lifecycle_detecting_times_out)
 {
 	static const char *const flags[] = { "--detecting-max-ms=300", NULL };
 	struct bclient *bc;
-	struct sview s, v;
+	struct integ_session s, v;
 	char proj[80];
 
 	start_lcmd(flags);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s);
 	activity(bc, s.id, "idle", &v);
@@ -1717,53 +1247,54 @@ START_TEST(lifecycle_kill_restore_done_cleanup)
 	struct bclient *bc;
 	struct bclient_msg res;
 	struct rpc_buf b;
-	struct sview s, v, r;
+	struct integ_session s, v, r;
 	char proj[80];
 
 	start_lcmd(NULL);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s);
 	activity(bc, s.id, "active", &v);
-	id_err(bc, "session.restore", s.id, RPC_INVALID_STATE);	/* not terminated */
+	integ_id_err(bc, "session.restore", s.id,
+	    RPC_INVALID_STATE);	/* not terminated */
 
 	session_call(bc, "session.kill", s.id, &v);
 	ck_assert_str_eq(v.state, "terminated");
 	ck_assert_str_eq(v.reason, "manually_killed");
 	ck_assert_str_eq(v.status, "killed");
 	ck_assert(!v.alive);
-	wait_pid_gone(s.pid, 8000, "the killed session's agent");
+	integ_wait_pid_gone(s.pid, 8000, "the killed session's agent");
 	ck_assert(is_dir(s.workspace));	/* kept for restore */
 	ck_assert_int_eq(notes_count(bc, s.id, NULL, NULL), 0);	/* no reaction */
 
 	/* Acting on a terminated session: invalid_state; reading it works. */
-	id_err(bc, "session.kill", s.id, RPC_INVALID_STATE);
-	id_err(bc, "session.done", s.id, RPC_INVALID_STATE);
+	integ_id_err(bc, "session.kill", s.id, RPC_INVALID_STATE);
+	integ_id_err(bc, "session.done", s.id, RPC_INVALID_STATE);
 	rpc_buf_init(&b);
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", s.id);
 	rpc_pack_kv_str(&b.pk, "state", "active");
-	expect_err(bc, "session.activity", &b, RPC_INVALID_STATE, NULL);
-	params(&b, 2);
+	integ_expect_err(bc, "session.activity", &b, RPC_INVALID_STATE, NULL);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", s.id);
 	rpc_pack_kv_str(&b.pk, "message", "are you there?");
-	expect_err(bc, "session.send", &b, RPC_INVALID_STATE, NULL);
+	integ_expect_err(bc, "session.send", &b, RPC_INVALID_STATE, NULL);
 	{
-		struct obs o = { "https://git.example/pr/3", "open", NULL, "failing",
-			NULL, NULL, -1, NULL, -1 };
+		struct integ_obs o = { "https://git.example/pr/3", "open", NULL,
+			"failing", NULL, NULL, -1, NULL, -1 };
 
-		pack_observe(&b, s.id, &o);
-		expect_err(bc, "pr.observe", &b, RPC_INVALID_STATE, NULL);
+		integ_pack_observe(&b, s.id, &o);
+		integ_expect_err(bc, "pr.observe", &b, RPC_INVALID_STATE, NULL);
 	}
 	sget(bc, s.id, &v);
 	ck_assert_str_eq(v.status, "killed");
 	ck_assert(v.pr_nil);	/* the refused observation wrote nothing */
-	call_ok(bc, "session.list", NULL, &res);
-	ck_assert_uint_eq(get_list(res.m.result, "sessions")->size, 0);
+	integ_call_ok(bc, "session.list", NULL, &res);
+	ck_assert_uint_eq(integ_get_list(res.m.result, "sessions", NULL)->size, 0);
 	bclient_msg_free(&res);
-	rpc_pack_kv_bool(&params(&b, 1)->pk, "include_terminated", true);
-	call_ok(bc, "session.list", &b, &res);
-	ck_assert_uint_eq(get_list(res.m.result, "sessions")->size, 1);
+	rpc_pack_kv_bool(&integ_params(&b, 1)->pk, "include_terminated", true);
+	integ_call_ok(bc, "session.list", &b, &res);
+	ck_assert_uint_eq(integ_get_list(res.m.result, "sessions", NULL)->size, 1);
 	bclient_msg_free(&res);
 
 	/* restore: a new agent in the same worktree. */
@@ -1775,13 +1306,13 @@ START_TEST(lifecycle_kill_restore_done_cleanup)
 	ck_assert_str_eq(r.workspace, s.workspace);
 	ck_assert_int_gt(r.pid, 1);
 	ck_assert_int_ne(r.pid, s.pid);
-	ck_assert(!pid_gone(r.pid));
+	ck_assert(!integ_pid_gone(r.pid));
 	/* done: finished without a PR, the agent stopped. */
 	session_call(bc, "session.done", s.id, &v);
 	ck_assert_str_eq(v.state, "done");
 	ck_assert_str_eq(v.status, "done");
 	ck_assert(!v.alive);
-	wait_pid_gone(r.pid, 8000, "the done session's agent");
+	integ_wait_pid_gone(r.pid, 8000, "the done session's agent");
 	/* cleanup: terminated/auto_cleanup, the (clean) worktree removed. */
 	session_call(bc, "session.cleanup", s.id, &v);
 	ck_assert_str_eq(v.state, "terminated");
@@ -1800,11 +1331,11 @@ END_TEST
 START_TEST(reactions_ci_brake)
 {
 	struct bclient *bc;
-	struct sview s, v;
+	struct integ_session s, v;
 	char proj[80], msg[4096];
 
 	start_lcmd(NULL);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s);
 	activity(bc, s.id, "active", &v);
@@ -1849,24 +1380,23 @@ END_TEST
 /* Unresolved review comments: a nudge per new set, 3 at most, then one escalation. */
 START_TEST(reactions_review_comments)
 {
-	static const struct ocomment cm[] = {
-		{ "rc-1", "please rename frob to frobnicate", false },
-		{ "rc-2", "missing bounds check", false },
-		{ "rc-3", "add a test for the empty case", false },
-		{ "rc-4", "typo in the comment", false },
-		{ "rc-5", "one more thing", false },
-	};
-	static const struct ocomment resolved[] = {
-		{ "rc-1", "please rename frob to frobnicate", true },
-	};
-	struct obs o = { "https://git.example/pr/8", "open", "review_required",
-		"passing", "mergeable", NULL, -1, resolved, 1 };
+	static const struct integ_comment cm[] = { { "rc-1",
+		"please rename frob to frobnicate", false }, { "rc-2",
+		"missing bounds check", false }, { "rc-3",
+		"add a test for the empty case", false }, { "rc-4",
+		"typo in the comment", false }, { "rc-5", "one more thing",
+		false }, };
+	static const struct integ_comment resolved[] = { { "rc-1",
+		"please rename frob to frobnicate", true }, };
+	struct integ_obs o = { "https://git.example/pr/8", "open",
+		"review_required", "passing", "mergeable", NULL, -1, resolved,
+		1 };
 	struct bclient *bc;
-	struct sview s, v;
+	struct integ_session s, v;
 	char proj[80], msg[4096];
 
 	start_lcmd(NULL);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s);
 	activity(bc, s.id, "active", &v);
@@ -1916,15 +1446,16 @@ END_TEST
 START_TEST(reactions_merge_conflicts)
 {
 	static const char *const flags[] = { "--escalate-after-ms=200", NULL };
-	struct obs o = { "https://git.example/pr/9", "open", "review_required",
-		"pending", "conflicting", NULL, -1, NULL, -1 };
+	struct integ_obs o = { "https://git.example/pr/9", "open",
+		"review_required", "pending", "conflicting", NULL, -1, NULL,
+		-1 };
 	struct bclient *bc;
-	struct sview s, idle, v;
+	struct integ_session s, idle, v;
 	char proj[80];
 	int64_t t0;
 
 	start_lcmd(flags);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s);
 	spawn(bc, proj, &idle);
@@ -1967,17 +1498,18 @@ END_TEST
 /* approved-and-green once; merged → cleanup with pr-merged; closed → pr-closed. */
 START_TEST(reactions_pr_outcomes)
 {
-	static const struct ocheck green[] = { { "build", "c9", "passed", NULL } };
-	struct obs o = { "https://git.example/pr/10", "open", "approved", "passing",
-		"mergeable", green, 1, NULL, 0 };
+	static const struct integ_check green[] = { { "build", "c9", "passed",
+		NULL } };
+	struct integ_obs o = { "https://git.example/pr/10", "open", "approved",
+		"passing", "mergeable", green, 1, NULL, 0 };
 	struct bclient *bc, *sbc;
 	struct bclient_msg res;
 	struct rpc_buf b;
-	struct sview s, c, v;
+	struct integ_session s, c, v;
 	char proj[80], err[256];
 
 	start_lcmd(NULL);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s);
 	spawn(bc, proj, &c);
@@ -1998,19 +1530,19 @@ START_TEST(reactions_pr_outcomes)
 	ck_assert(!v.pr_nil);
 	ck_assert_int_eq(notes_count(bc, s.id, "pr-merged", "info"), 1);
 	ck_assert_int_eq(notes_count(bc, s.id, NULL, NULL), 2);
-	wait_pid_gone(s.pid, 8000, "the merged session's agent");
+	integ_wait_pid_gone(s.pid, 8000, "the merged session's agent");
 	/* Budgets cleared (storaged directly: tests may). */
 	sbc = bclient_connect(storaged_sock, err, sizeof(err));
 	ck_assert_msg(sbc != NULL, "connect storaged: %s", err);
 	rpc_buf_init(&b);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "session_id", s.id);
-	call_ok(sbc, "reaction.get", &b, &res);
-	ck_assert_uint_eq(get_list(res.m.result, "trackers")->size, 0);
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "session_id", s.id);
+	integ_call_ok(sbc, "reaction.get", &b, &res);
+	ck_assert_uint_eq(integ_get_list(res.m.result, "trackers", NULL)->size, 0);
 	bclient_msg_free(&res);
 	bclient_free(sbc);
 	/* A terminated session takes no more observations. */
-	pack_observe(&b, s.id, &o);
-	expect_err(bc, "pr.observe", &b, RPC_INVALID_STATE, NULL);
+	integ_pack_observe(&b, s.id, &o);
+	integ_expect_err(bc, "pr.observe", &b, RPC_INVALID_STATE, NULL);
 
 	/* Closed without merging: pr-closed, once; the status falls through. */
 	o.url = "https://git.example/pr/11";
@@ -2047,26 +1579,27 @@ START_TEST(reactions_pipelined_in_order)
 	const struct rpc_buf *bp[N];
 	enum rpc_code codes[N];
 	struct bclient *bc;
-	struct sview a, b, v;
+	struct integ_session a, b, v;
 	char proj[80], tail[256], msg[4096];
 	int i;
 
 	start_lcmd(NULL);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &a);
 	spawn(bc, proj, &b);
 	for (i = 0; i < N; i++) {
 		const char *sid = i % 2 == 0 ? a.id : b.id;
-		struct ocheck c = { "build", commits[i / 2], "failed", tail };
-		struct obs o = { NULL, "open", NULL, "failing", NULL, &c, 1, NULL, -1 };
+		struct integ_check c = { "build", commits[i / 2], "failed", tail };
+		struct integ_obs o = { NULL, "open", NULL, "failing", NULL, &c,
+			1, NULL, -1 };
 		char url[256];
 
 		snprintf(url, sizeof(url), "https://git.example/pr/%s", sid);
 		o.url = url;
 		snprintf(tail, sizeof(tail), "tail of %s on %s", commits[i / 2], sid);
 		rpc_buf_init(&bufs[i]);
-		pack_observe(&bufs[i], sid, &o);
+		integ_pack_observe(&bufs[i], sid, &o);
 		methods[i] = "pr.observe";
 		bp[i] = &bufs[i];
 	}
@@ -2097,12 +1630,12 @@ END_TEST
 START_TEST(restart_keeps_ci_brake)
 {
 	struct bclient *bc;
-	struct sview s, v;
+	struct integ_session s, v;
 	char proj[80], msg[4096];
 	int st;
 
 	start_lcmd(NULL);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s);
 	activity(bc, s.id, "active", &v);
@@ -2114,10 +1647,10 @@ START_TEST(restart_keeps_ci_brake)
 	/* SIGKILL: no chance to flush anything it kept to itself. */
 	st = testlib_stop(lcmd_pid, SIGKILL, 5000);
 	ck_assert(WIFSIGNALED(st));
-	ck_assert(!pid_gone(s.pid));	/* agents outlive lcmd */
+	ck_assert(!integ_pid_gone(s.pid));	/* agents outlive lcmd */
 	start_lcmd(NULL);
-	bc = lcmd_connect();
-	assert_hello(bc);
+	bc = integ_connect(lcmd_sock);
+	integ_assert_hello(bc, "lcmd", lcmd_pid);
 	sget(bc, s.id, &v);
 	ck_assert_str_eq(v.status, "ci_failed");
 	/* c1 and c2 seen again after the restart: already handled. */
@@ -2137,7 +1670,7 @@ START_TEST(restart_keeps_ci_brake)
 	st = testlib_stop(lcmd_pid, SIGTERM, 5000);
 	ck_assert(WIFEXITED(st));	/* its exit code: shutdown_is_clean */
 	start_lcmd(NULL);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	observe_ci_failure(bc, s.id, "c3", "log of c3", &v);
 	tick(bc);
 	quiesce(bc);
@@ -2156,17 +1689,17 @@ END_TEST
  */
 START_TEST(shutdown_is_clean)
 {
-	static const struct ocomment cm[] = { { "rc-1", "rename it", false } };
-	struct obs o = { "https://git.example/pr/20", "open", "review_required",
-		"pending", "conflicting", NULL, -1, cm, 1 };
+	static const struct integ_comment cm[] = { { "rc-1", "rename it", false } };
+	struct integ_obs o = { "https://git.example/pr/20", "open",
+		"review_required", "pending", "conflicting", NULL, -1, cm, 1 };
 	struct bclient *bc;
 	struct bclient_msg res;
-	struct sview s, v;
+	struct integ_session s, v;
 	char proj[80];
 	int st;
 
 	start_lcmd(NULL);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s);
 	activity(bc, s.id, "active", &v);
@@ -2177,7 +1710,7 @@ START_TEST(shutdown_is_clean)
 	tick(bc);
 	quiesce(bc);
 	sget(bc, s.id, &v);
-	call_ok(bc, "session.list", NULL, &res);
+	integ_call_ok(bc, "session.list", NULL, &res);
 	bclient_msg_free(&res);
 	session_call(bc, "session.kill", s.id, &v);
 	bclient_free(bc);
@@ -2194,14 +1727,9 @@ END_TEST
 static int
 count_lines(const char *path)
 {
-	char *all = testlib_read_file(path), *p;
-	int n = 0;
+	char *all = testlib_read_file(path);
+	int n = all != NULL ? integ_count_lines(all) : 0;
 
-	if (all == NULL)
-		return 0;
-	for (p = all; *p != '\0'; p++)
-		if (*p == '\n')
-			n++;
 	free(all);
 	return n;
 }
@@ -2217,8 +1745,8 @@ START_TEST(notifier_hangs)
 	const char *flags[] = { flag, "--notify-timeout-ms=500", NULL };
 	struct bclient *bc;
 	struct bclient_msg res;
-	struct sview s, v;
-	int64_t t0, t, deadline;
+	struct integ_session s, v;
+	int64_t t0, t;
 	int npids = 0;
 
 	snprintf(body, sizeof(body), "#!/bin/sh\n"
@@ -2231,7 +1759,7 @@ START_TEST(notifier_hangs)
 	snprintf(flag, sizeof(flag), "--notify-command=%s",
 	    write_script("hang.sh", body));
 	start_lcmd(flags);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s);
 
@@ -2246,45 +1774,35 @@ START_TEST(notifier_hangs)
 	activity(bc, s.id, "blocked", &v);		/* agent-stuck */
 	ck_assert_int_lt(aotime_mono_ms() - t, FAST_MS);
 	t = aotime_mono_ms();
-	call_ok(bc, "session.list", NULL, &res);
+	integ_call_ok(bc, "session.list", NULL, &res);
 	bclient_msg_free(&res);
 	ck_assert_int_eq(notes_count(bc, s.id, "agent-needs-input", "urgent"), 1);
 	ck_assert_int_eq(notes_count(bc, s.id, "agent-stuck", "urgent"), 1);
 	ck_assert_int_lt(aotime_mono_ms() - t, FAST_MS);
 	ck_assert_int_lt(aotime_mono_ms() - t0, 500);	/* all before the timeout */
-	ck_assert_int_eq(lcmd_stat(bc, "notifications", "timed_out"), 0);
-	ck_assert_int_ge(lcmd_stat(bc, "notifications", "pending"), 1);
+	ck_assert_int_eq(integ_stat(bc, "notifications", "timed_out"), 0);
+	ck_assert_int_ge(integ_stat(bc, "notifications", "pending"), 1);
 
 	/* After the timeout: both killed, counted, nothing left pending. */
-	deadline = aotime_mono_ms() + SETTLE_TIMEOUT_MS;
-	while (lcmd_stat(bc, "notifications", "timed_out") < 2 ||
-	    lcmd_stat(bc, "notifications", "pending") != 0) {
-		ck_assert_msg(aotime_mono_ms() < deadline, "notifiers never timed "
-		    "out: timed_out %lld, pending %lld",
-		    (long long)lcmd_stat(bc, "notifications", "timed_out"),
-		    (long long)lcmd_stat(bc, "notifications", "pending"));
-		usleep(20 * 1000);
-	}
+	INTEG_WAIT(integ_stat(bc, "notifications", "timed_out") >= 2 &&
+	    integ_stat(bc, "notifications", "pending") == 0, SETTLE_TIMEOUT_MS, 20,
+	    "notifiers never timed out: timed_out %lld, pending %lld",
+	    (long long)integ_stat(bc, "notifications", "timed_out"),
+	    (long long)integ_stat(bc, "notifications", "pending"));
 	ck_assert_int_ge(aotime_mono_ms() - t0, 450);
-	ck_assert_int_ge(lcmd_stat(bc, "notifications", "failed"), 2);
-	ck_assert_int_eq(lcmd_stat(bc, "notifications", "sent"), 0);
+	ck_assert_int_ge(integ_stat(bc, "notifications", "failed"), 2);
+	ck_assert_int_eq(integ_stat(bc, "notifications", "sent"), 0);
 	/* The scripts and their sleeps are gone. */
 	ck_assert_ptr_nonnull(pids = testlib_read_file(pidfile));
 	for (line = strtok_r(pids, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save)) {
-		pid_t pid = (pid_t)atoi(line);
-
-		deadline = aotime_mono_ms() + 2000;
-		while (!pid_gone(pid)) {
-			ck_assert_msg(aotime_mono_ms() < deadline, "notifier process "
-			    "%d survived its timeout", (int)pid);
-			usleep(10 * 1000);
-		}
+		integ_wait_pid_gone((pid_t)atoi(line), 2000,
+		    "a notifier process after its timeout");
 		npids++;
 	}
 	free(pids);
 	ck_assert_int_eq(npids, 4);
-	assert_hello(bc);
+	integ_assert_hello(bc, "lcmd", lcmd_pid);
 	bclient_free(bc);
 }
 END_TEST
@@ -2336,13 +1854,13 @@ START_TEST(notifier_others_delivered)
 {
 	char body[1536], flag[600], proj[80];
 	const char *flags[] = { flag, "--notify-timeout-ms=2000", NULL };
-	struct ocheck chk = { "build", "c1", "passed", NULL };
-	struct obs o = { "https://git.example/pr/12", "open", "approved", "passing",
-		"mergeable", &chk, 1, NULL, 0 };
+	struct integ_check chk = { "build", "c1", "passed", NULL };
+	struct integ_obs o = { "https://git.example/pr/12", "open", "approved",
+		"passing", "mergeable", &chk, 1, NULL, 0 };
 	struct delivery d[8];
 	struct bclient *bc;
-	struct sview s, m, v;
-	int64_t t0, deadline, elapsed;
+	struct integ_session s, m, v;
+	int64_t t0, elapsed;
 	int n, i, seen = 0;
 
 	snprintf(body, sizeof(body), "#!/bin/sh\n"
@@ -2358,7 +1876,7 @@ START_TEST(notifier_others_delivered)
 	snprintf(flag, sizeof(flag), "--notify-command=%s",
 	    write_script("record.sh", body));
 	start_lcmd(flags);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s);
 	spawn(bc, proj, &m);
@@ -2372,17 +1890,14 @@ START_TEST(notifier_others_delivered)
 	observe(bc, m.id, &o, &v);			/* pr-merged, info */
 	ck_assert_int_lt(aotime_mono_ms() - t0, 1000);
 
-	deadline = aotime_mono_ms() + SETTLE_TIMEOUT_MS;
-	while (count_lines(delivered) < 3) {
-		ck_assert_msg(aotime_mono_ms() < deadline, "only %d notifications "
-		    "delivered: %s", count_lines(delivered), log_tail());
-		usleep(10 * 1000);
-	}
+	INTEG_WAIT(count_lines(delivered) >= 3, SETTLE_TIMEOUT_MS, 10, "only %d "
+	    "notifications delivered: %s", count_lines(delivered),
+	    integ_log_tail());
 	elapsed = aotime_mono_ms() - t0;
 	/* Delivered while the hung one still hangs. */
 	if (elapsed < 1800) {
-		ck_assert_int_eq(lcmd_stat(bc, "notifications", "timed_out"), 0);
-		ck_assert_int_ge(lcmd_stat(bc, "notifications", "pending"), 1);
+		ck_assert_int_eq(integ_stat(bc, "notifications", "timed_out"), 0);
+		ck_assert_int_ge(integ_stat(bc, "notifications", "pending"), 1);
 	}
 	ck_assert_msg(elapsed < 2000, "deliveries took %lld ms: held up by the "
 	    "hung notifier", (long long)elapsed);
@@ -2422,15 +1937,11 @@ START_TEST(notifier_others_delivered)
 	ck_assert_int_eq(seen, 7);
 	/* The hung one is stored all the same, and ends as a timeout. */
 	ck_assert_int_eq(notes_count(bc, s.id, "agent-needs-input", "urgent"), 1);
-	deadline = aotime_mono_ms() + SETTLE_TIMEOUT_MS;
-	while (lcmd_stat(bc, "notifications", "timed_out") < 1) {
-		ck_assert_msg(aotime_mono_ms() < deadline, "the hung notifier never "
-		    "timed out");
-		usleep(20 * 1000);
-	}
-	ck_assert_int_eq(lcmd_stat(bc, "notifications", "timed_out"), 1);
-	ck_assert_int_eq(lcmd_stat(bc, "notifications", "sent"), 3);
-	ck_assert_int_eq(lcmd_stat(bc, "notifications", "pending"), 0);
+	INTEG_WAIT(integ_stat(bc, "notifications", "timed_out") >= 1,
+	    SETTLE_TIMEOUT_MS, 20, "the hung notifier never timed out");
+	ck_assert_int_eq(integ_stat(bc, "notifications", "timed_out"), 1);
+	ck_assert_int_eq(integ_stat(bc, "notifications", "sent"), 3);
+	ck_assert_int_eq(integ_stat(bc, "notifications", "pending"), 0);
 	bclient_free(bc);
 }
 END_TEST
@@ -2440,12 +1951,11 @@ START_TEST(notifier_routing)
 {
 	char body[1024], flag[600], proj[80];
 	const char *flags[] = { flag, "--notify-urgent=none", NULL };
-	struct obs o = { "https://git.example/pr/13", "closed", NULL, NULL, NULL,
-		NULL, -1, NULL, -1 };
+	struct integ_obs o = { "https://git.example/pr/13", "closed", NULL,
+		NULL, NULL, NULL, -1, NULL, -1 };
 	struct delivery d[4];
 	struct bclient *bc;
-	struct sview s, v;
-	int64_t deadline;
+	struct integ_session s, v;
 
 	snprintf(body, sizeof(body), "#!/bin/sh\n"
 	    "cd '%s' || exit 1\n"
@@ -2455,26 +1965,22 @@ START_TEST(notifier_routing)
 	snprintf(flag, sizeof(flag), "--notify-command=%s",
 	    write_script("record.sh", body));
 	start_lcmd(flags);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s);
 	activity(bc, s.id, "blocked", &v);		/* agent-stuck: urgent */
 	observe(bc, s.id, &o, &v);			/* pr-closed: action */
 	ck_assert_int_eq(notes_count(bc, s.id, "agent-stuck", "urgent"), 1);
 	ck_assert_int_eq(notes_count(bc, s.id, "pr-closed", "action"), 1);
-	deadline = aotime_mono_ms() + SETTLE_TIMEOUT_MS;
-	while (lcmd_stat(bc, "notifications", "sent") < 1 ||
-	    lcmd_stat(bc, "notifications", "pending") != 0) {
-		ck_assert_msg(aotime_mono_ms() < deadline, "the action notification "
-		    "was never delivered");
-		usleep(10 * 1000);
-	}
+	INTEG_WAIT(integ_stat(bc, "notifications", "sent") >= 1 &&
+	    integ_stat(bc, "notifications", "pending") == 0, SETTLE_TIMEOUT_MS, 10,
+	    "the action notification was never delivered");
 	ck_assert_int_eq(read_deliveries(d, 4), 1);
 	ck_assert_str_eq(d[0].reaction, "pr-closed");
 	ck_assert_str_eq(d[0].priority, "action");
 	json_decref(d[0].json);
-	ck_assert_int_eq(lcmd_stat(bc, "notifications", "sent"), 1);
-	ck_assert_int_eq(lcmd_stat(bc, "notifications", "failed"), 0);
+	ck_assert_int_eq(integ_stat(bc, "notifications", "sent"), 1);
+	ck_assert_int_eq(integ_stat(bc, "notifications", "failed"), 0);
 	bclient_free(bc);
 }
 END_TEST
@@ -2488,7 +1994,7 @@ expect_unavailable(struct bclient *bc, const char *method, const struct rpc_buf 
 {
 	int64_t t0 = aotime_mono_ms();
 
-	expect_err(bc, method, b, RPC_UNAVAILABLE, NULL);
+	integ_expect_err(bc, method, b, RPC_UNAVAILABLE, NULL);
 	ck_assert_msg(aotime_mono_ms() - t0 < within_ms, "%s took %lld ms to fail",
 	    method, (long long)(aotime_mono_ms() - t0));
 }
@@ -2503,13 +2009,13 @@ wait_storaged_back(struct bclient *bc, const char *id)
 	struct rpc_buf b;
 
 	rpc_buf_init(&b);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "id", id);
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "id", id);
 	while (bclient_call(bc, "session.get", b.sb.data, b.sb.size, CALL_TIMEOUT_MS,
 	    &res, &err) == -1) {
 		ck_assert_msg(err.code == RPC_UNAVAILABLE, "session.get: %s: %s",
 		    rpc_code_name(err.code), err.message);
 		ck_assert_msg(aotime_mono_ms() < deadline, "lcmd never got "
-		    "storaged back: %s", log_tail());
+		    "storaged back: %s", integ_log_tail());
 		usleep(50 * 1000);
 	}
 	bclient_msg_free(&res);
@@ -2522,41 +2028,41 @@ START_TEST(storaged_down)
 	struct bclient *bc;
 	struct bclient_msg res;
 	struct rpc_buf b;
-	struct sview s, v;
+	struct integ_session s, v;
 	char proj[80];
 	int64_t t0;
 
 	start_lcmd(flags);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s);
 	rpc_buf_init(&b);
 
 	/* Stopped cleanly: every call that needs it fails at once. */
 	testlib_stop(storaged_pid, SIGTERM, 5000);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "id", s.id);
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "id", s.id);
 	expect_unavailable(bc, "session.get", &b, 1000);
 	expect_unavailable(bc, "session.kill", &b, 1000);
 	expect_unavailable(bc, "project.list", NULL, 1000);
 	expect_unavailable(bc, "session.list", NULL, 1000);
 	expect_unavailable(bc, "notification.list", NULL, 1000);
 	expect_unavailable(bc, "tick", NULL, 1000);
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", s.id);
 	rpc_pack_kv_str(&b.pk, "state", "active");
 	expect_unavailable(bc, "session.activity", &b, 1000);
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "project_id", proj);
 	rpc_pack_kv_str(&b.pk, "harness", "codex");
 	expect_unavailable(bc, "session.spawn", &b, 1000);
 	/* lcmd itself is fine and says what is wrong. */
-	assert_hello(bc);
-	call_ok(bc, "stats", NULL, &res);
+	integ_assert_hello(bc, "lcmd", lcmd_pid);
+	integ_call_ok(bc, "stats", NULL, &res);
 	ck_assert_int_eq(rpc_map_get(res.m.result, "storaged_connected")->type,
 	    MSGPACK_OBJECT_BOOLEAN);
 	ck_assert(!rpc_map_get(res.m.result, "storaged_connected")->via.boolean);
 	bclient_msg_free(&res);
-	ck_assert_int_eq(lcmd_stat(bc, "inputs", "queued"), 0);
+	ck_assert_int_eq(integ_stat(bc, "inputs", "queued"), 0);
 
 	start_storaged();
 	wait_storaged_back(bc, s.id);
@@ -2567,7 +2073,7 @@ START_TEST(storaged_down)
 
 	/* Killed: the same. */
 	testlib_stop(storaged_pid, SIGKILL, 5000);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "id", s.id);
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "id", s.id);
 	expect_unavailable(bc, "session.get", &b, 1000);
 	start_storaged();
 	wait_storaged_back(bc, s.id);
@@ -2575,9 +2081,9 @@ START_TEST(storaged_down)
 	/* Hung (SIGSTOP): answered within lcmd's storaged deadline, not never. */
 	ck_assert_int_eq(kill(storaged_pid, SIGSTOP), 0);
 	t0 = aotime_mono_ms();
-	expect_err(bc, "session.get", &b, RPC_UNAVAILABLE, NULL);
+	integ_expect_err(bc, "session.get", &b, RPC_UNAVAILABLE, NULL);
 	ck_assert_int_lt(aotime_mono_ms() - t0, 3000);
-	assert_hello(bc);
+	integ_assert_hello(bc, "lcmd", lcmd_pid);
 	ck_assert_int_eq(kill(storaged_pid, SIGCONT), 0);
 	wait_storaged_back(bc, s.id);
 	sget(bc, s.id, &v);
@@ -2589,21 +2095,6 @@ END_TEST
 
 /* ---- 7. bad input ---- */
 
-/* Sends bytes on a fresh connection; expects lcmd to close it, unanswered. */
-static void
-expect_closed(const void *bytes, size_t n)
-{
-	char err[256], buf[64];
-	int fd = sock_connect_unix(lcmd_sock, 0, err, sizeof(err));
-	struct timeval tv = { 5, 0 };
-
-	ck_assert_msg(fd != -1, "connect: %s", err);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	ck_assert_int_eq(write(fd, bytes, n), (ssize_t)n);
-	ck_assert_int_eq(read(fd, buf, sizeof(buf)), 0);
-	close(fd);
-}
-
 START_TEST(hostile_bytes)
 {
 	static const unsigned char huge_arr[] = { 0xdd, 0xff, 0xff, 0xff, 0xff };
@@ -2614,24 +2105,28 @@ START_TEST(hostile_bytes)
 	static const unsigned char never[] = { 0xc1 };
 	struct bclient *idle, *bc;
 	struct bclient_msg res;
-	struct sview s, v;
+	struct integ_session s, v;
 	char proj[80];
 
 	start_lcmd(NULL);
-	idle = lcmd_connect();
+	idle = integ_connect(lcmd_sock);
 	add_project(idle, "app", proj, sizeof(proj));
 	spawn(idle, proj, &s);
-	expect_closed(huge_arr, sizeof(huge_arr));
-	expect_closed(huge_map, sizeof(huge_map));
-	expect_closed(bare_map, sizeof(bare_map));
-	expect_closed(empty_map, sizeof(empty_map));
-	expect_closed(never, sizeof(never));
+	integ_expect_closed(lcmd_sock, "huge_arr", huge_arr, sizeof(huge_arr),
+	    false);
+	integ_expect_closed(lcmd_sock, "huge_map", huge_map, sizeof(huge_map),
+	    false);
+	integ_expect_closed(lcmd_sock, "bare_map", bare_map, sizeof(bare_map),
+	    false);
+	integ_expect_closed(lcmd_sock, "empty_map", empty_map,
+	    sizeof(empty_map), false);
+	integ_expect_closed(lcmd_sock, "never", never, sizeof(never), false);
 	/* lcmd still answers, on the old connection and on new ones. */
-	assert_hello(idle);
-	call_ok(idle, "ping", NULL, &res);
+	integ_assert_hello(idle, "lcmd", lcmd_pid);
+	integ_call_ok(idle, "ping", NULL, &res);
 	bclient_msg_free(&res);
-	bc = lcmd_connect();
-	assert_hello(bc);
+	bc = integ_connect(lcmd_sock);
+	integ_assert_hello(bc, "lcmd", lcmd_pid);
 	activity(bc, s.id, "active", &v);
 	ck_assert_str_eq(v.status, "working");
 	ck_assert_int_eq(kill(lcmd_pid, 0), 0);
@@ -2645,64 +2140,64 @@ START_TEST(bad_params)
 {
 	struct bclient *bc;
 	struct rpc_buf b;
-	struct sview s, v;
+	struct integ_session s, v;
 	char proj[80];
 	static const unsigned char bad_utf8[] = { 'a', 0xff, 'b' };
 
 	start_lcmd(NULL);
-	bc = lcmd_connect();
+	bc = integ_connect(lcmd_sock);
 	add_project(bc, "app", proj, sizeof(proj));
 	spawn(bc, proj, &s);
 	rpc_buf_init(&b);
 
-	expect_err(bc, "session.get", NULL, RPC_BAD_REQUEST, "id");
-	rpc_pack_kv_i64(&params(&b, 1)->pk, "id", 5);
-	expect_err(bc, "session.get", &b, RPC_BAD_REQUEST, "id");
-	params(&b, 2);
+	integ_expect_err(bc, "session.get", NULL, RPC_BAD_REQUEST, "id");
+	rpc_pack_kv_i64(&integ_params(&b, 1)->pk, "id", 5);
+	integ_expect_err(bc, "session.get", &b, RPC_BAD_REQUEST, "id");
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", s.id);
 	rpc_pack_kv_i64(&b.pk, "verbose", 1);
-	expect_err(bc, "session.get", &b, RPC_BAD_REQUEST, "verbose");
-	params(&b, 1);
+	integ_expect_err(bc, "session.get", &b, RPC_BAD_REQUEST, "verbose");
+	integ_params(&b, 1);
 	rpc_pack_str(&b.pk, "id");
 	msgpack_pack_str(&b.pk, sizeof(bad_utf8));
 	msgpack_pack_str_body(&b.pk, bad_utf8, sizeof(bad_utf8));
-	expect_err(bc, "session.get", &b, RPC_BAD_REQUEST, "id");
-	rpc_pack_kv_bool(&params(&b, 1)->pk, "id", true);
-	expect_err(bc, "session.kill", &b, RPC_BAD_REQUEST, "id");
+	integ_expect_err(bc, "session.get", &b, RPC_BAD_REQUEST, "id");
+	rpc_pack_kv_bool(&integ_params(&b, 1)->pk, "id", true);
+	integ_expect_err(bc, "session.kill", &b, RPC_BAD_REQUEST, "id");
 
-	expect_err(bc, "session.spawn", NULL, RPC_BAD_REQUEST, "project_id");
-	params(&b, 2);
+	integ_expect_err(bc, "session.spawn", NULL, RPC_BAD_REQUEST, "project_id");
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "project_id", proj);
 	rpc_pack_kv_str(&b.pk, "command", "sh -c true");
-	expect_err(bc, "session.spawn", &b, RPC_BAD_REQUEST, "command");
-	params(&b, 2);
+	integ_expect_err(bc, "session.spawn", &b, RPC_BAD_REQUEST, "command");
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "project_id", proj);
 	rpc_pack_str(&b.pk, "command");
 	msgpack_pack_array(&b.pk, 1);
 	msgpack_pack_int(&b.pk, 1);
-	expect_err(bc, "session.spawn", &b, RPC_BAD_REQUEST, "command");
-	params(&b, 3);
+	integ_expect_err(bc, "session.spawn", &b, RPC_BAD_REQUEST, "command");
+	integ_params(&b, 3);
 	rpc_pack_kv_str(&b.pk, "project_id", proj);
 	rpc_pack_kv_str(&b.pk, "harness", "codex");
 	rpc_pack_kv_str(&b.pk, "runtime", "docker");
-	expect_err(bc, "session.spawn", &b, RPC_BAD_REQUEST, "runtime");
+	integ_expect_err(bc, "session.spawn", &b, RPC_BAD_REQUEST, "runtime");
 
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", s.id);
 	rpc_pack_kv_str(&b.pk, "state", "sleeping");
-	expect_err(bc, "session.activity", &b, RPC_BAD_REQUEST, "state");
-	rpc_pack_kv_str(&params(&b, 1)->pk, "id", s.id);
-	expect_err(bc, "session.activity", &b, RPC_BAD_REQUEST, "state");
-	params(&b, 2);
+	integ_expect_err(bc, "session.activity", &b, RPC_BAD_REQUEST, "state");
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "id", s.id);
+	integ_expect_err(bc, "session.activity", &b, RPC_BAD_REQUEST, "state");
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", s.id);
 	rpc_pack_kv_str(&b.pk, "message", "");
-	expect_err(bc, "session.send", &b, RPC_BAD_REQUEST, "message");
-	rpc_pack_kv_str(&params(&b, 1)->pk, "id", s.id);
-	expect_err(bc, "session.send", &b, RPC_BAD_REQUEST, "message");
+	integ_expect_err(bc, "session.send", &b, RPC_BAD_REQUEST, "message");
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "id", s.id);
+	integ_expect_err(bc, "session.send", &b, RPC_BAD_REQUEST, "message");
 
-	rpc_pack_kv_i64(&params(&b, 1)->pk, "results", 5);
-	expect_err(bc, "runtime.report", &b, RPC_BAD_REQUEST, "results");
-	params(&b, 1);
+	rpc_pack_kv_i64(&integ_params(&b, 1)->pk, "results", 5);
+	integ_expect_err(bc, "runtime.report", &b, RPC_BAD_REQUEST, "results");
+	integ_params(&b, 1);
 	rpc_pack_str(&b.pk, "results");
 	msgpack_pack_array(&b.pk, 2);
 	msgpack_pack_map(&b.pk, 3);
@@ -2713,45 +2208,48 @@ START_TEST(bad_params)
 	rpc_pack_kv_str(&b.pk, "session_id", s.id);
 	rpc_pack_kv_str(&b.pk, "runtime", "zombie");
 	rpc_pack_kv_str(&b.pk, "process", "dead");
-	expect_err(bc, "runtime.report", &b, RPC_BAD_REQUEST, "results[1].runtime");
-	params(&b, 1);
+	integ_expect_err(bc, "runtime.report", &b, RPC_BAD_REQUEST,
+	    "results[1].runtime");
+	integ_params(&b, 1);
 	rpc_pack_str(&b.pk, "results");
 	msgpack_pack_array(&b.pk, 1);
 	msgpack_pack_map(&b.pk, 2);
 	rpc_pack_kv_str(&b.pk, "session_id", s.id);
 	rpc_pack_kv_str(&b.pk, "runtime", "alive");
-	expect_err(bc, "runtime.report", &b, RPC_BAD_REQUEST, "process");
+	integ_expect_err(bc, "runtime.report", &b, RPC_BAD_REQUEST, "process");
 
-	rpc_pack_kv_str(&params(&b, 1)->pk, "session_id", s.id);
-	expect_err(bc, "pr.observe", &b, RPC_BAD_REQUEST, "pr");
-	params(&b, 2);
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "session_id", s.id);
+	integ_expect_err(bc, "pr.observe", &b, RPC_BAD_REQUEST, "pr");
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "session_id", s.id);
 	rpc_pack_str(&b.pk, "pr");
 	msgpack_pack_map(&b.pk, 1);
 	rpc_pack_kv_str(&b.pk, "url", "https://git.example/pr/1");
-	expect_err(bc, "pr.observe", &b, RPC_BAD_REQUEST, "number");
+	integ_expect_err(bc, "pr.observe", &b, RPC_BAD_REQUEST, "number");
 	{
-		struct ocheck c = { "build", "c1", "exploded", NULL };
-		struct obs o = { "https://git.example/pr/1", "open", NULL, NULL, NULL,
-			&c, 1, NULL, -1 };
+		struct integ_check c = { "build", "c1", "exploded", NULL };
+		struct integ_obs o = { "https://git.example/pr/1", "open", NULL,
+			NULL, NULL, &c, 1, NULL, -1 };
 
-		pack_observe(&b, s.id, &o);
-		expect_err(bc, "pr.observe", &b, RPC_BAD_REQUEST, "checks[0].status");
+		integ_pack_observe(&b, s.id, &o);
+		integ_expect_err(bc, "pr.observe", &b, RPC_BAD_REQUEST,
+		    "checks[0].status");
 		o.nchecks = -1;
 		o.state = "reopened";
-		pack_observe(&b, s.id, &o);
-		expect_err(bc, "pr.observe", &b, RPC_BAD_REQUEST, "state");
+		integ_pack_observe(&b, s.id, &o);
+		integ_expect_err(bc, "pr.observe", &b, RPC_BAD_REQUEST, "state");
 	}
 
-	rpc_pack_kv_i64(&params(&b, 1)->pk, "bogus", 1);
-	expect_err(bc, "tick", &b, RPC_BAD_REQUEST, "bogus");
-	rpc_pack_kv_i64(&params(&b, 1)->pk, "bogus", 1);
-	expect_err(bc, "stats", &b, RPC_BAD_REQUEST, "bogus");
-	rpc_pack_kv_str(&params(&b, 1)->pk, "limit", "ten");
-	expect_err(bc, "notification.list", &b, RPC_BAD_REQUEST, "limit");
-	rpc_pack_kv_str(&params(&b, 1)->pk, "include_terminated", "yes");
-	expect_err(bc, "session.list", &b, RPC_BAD_REQUEST, "include_terminated");
-	expect_err(bc, "session.frobnicate", NULL, RPC_UNKNOWN_METHOD, NULL);
+	rpc_pack_kv_i64(&integ_params(&b, 1)->pk, "bogus", 1);
+	integ_expect_err(bc, "tick", &b, RPC_BAD_REQUEST, "bogus");
+	rpc_pack_kv_i64(&integ_params(&b, 1)->pk, "bogus", 1);
+	integ_expect_err(bc, "stats", &b, RPC_BAD_REQUEST, "bogus");
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "limit", "ten");
+	integ_expect_err(bc, "notification.list", &b, RPC_BAD_REQUEST, "limit");
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "include_terminated", "yes");
+	integ_expect_err(bc, "session.list", &b, RPC_BAD_REQUEST,
+	    "include_terminated");
+	integ_expect_err(bc, "session.frobnicate", NULL, RPC_UNKNOWN_METHOD, NULL);
 
 	/* None of it changed the session, and the connection still works. */
 	sget(bc, s.id, &v);
@@ -2763,16 +2261,12 @@ START_TEST(bad_params)
 }
 END_TEST
 
+/* A test case with its own directory, for what outlives a failed test. */
 static TCase *
 tcase(Suite *s, const char *name, int timeout)
 {
-	TCase *tc = tcase_create(name);
-
-	tcase_add_unchecked_fixture(tc, case_setup, case_teardown);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
+	return integ_tcase(s, name, timeout, setup, teardown,
+	    INTEG_CASE_DIR | INTEG_CASE_KILL);
 }
 
 Suite *

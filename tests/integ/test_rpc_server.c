@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/sock.h"
 #include "proto/bclient.h"
+#include "tests/lib/integ.h"
 #include "tests/lib/testlib.h"
 
 static char *dir;
@@ -29,8 +30,7 @@ start_server(const char *out_cap)
 	pid_t pid = testlib_spawn(argv, &ready);
 
 	ck_assert_int_gt(pid, 0);
-	ck_assert_msg(testlib_wait_ready(ready, 5000) == 0, "rpc-testd not ready");
-	close(ready);
+	integ_wait_ready("rpc-testd", ready);
 	return pid;
 }
 
@@ -39,6 +39,8 @@ setup(void)
 {
 	dir = testlib_tmpdir();
 	snprintf(sock, sizeof(sock), "%s/t.sock", dir);
+	integ_configure(&(struct integ_conf){ .dir = dir, .log = NULL,
+	    .ready_ms = 5000, .call_ms = 5000 });
 	srv = start_server(NULL);
 }
 
@@ -50,74 +52,27 @@ teardown(void)
 	free(dir);
 }
 
-static struct bclient *
-connect_ok(void)
-{
-	char err[256];
-	struct bclient *bc = bclient_connect(sock, err, sizeof(err));
-
-	ck_assert_msg(bc != NULL, "connect: %s", err);
-	return bc;
-}
-
-static void
-assert_hello(void)
-{
-	struct bclient *bc = connect_ok();
-	struct bclient_msg res;
-	struct rpc_error err;
-	char comp[32];
-	int64_t pid;
-
-	ck_assert_msg(bclient_call(bc, "hello", NULL, 0, 5000, &res, &err) == 0,
-	    "hello: %s", err.message);
-	ck_assert_int_eq(rpc_obj_str(rpc_map_get(res.m.result, "component"), comp,
-	    sizeof(comp)), 0);
-	ck_assert_str_eq(comp, "rpc-testd");
-	ck_assert_int_eq(rpc_obj_i64(rpc_map_get(res.m.result, "pid"), &pid), 0);
-	ck_assert_int_eq(pid, srv);
-	bclient_msg_free(&res);
-	bclient_free(bc);
-}
-
-static int64_t
-server_stat(const char *key)
-{
-	struct bclient *bc = connect_ok();
-	struct bclient_msg res;
-	struct rpc_error err;
-	int64_t v = -1;
-
-	ck_assert(bclient_call(bc, "stats", NULL, 0, 5000, &res, &err) == 0);
-	rpc_obj_i64(rpc_map_get(res.m.result, key), &v);
-	bclient_msg_free(&res);
-	bclient_free(bc);
-	return v;
-}
-
 START_TEST(round_trip)
 {
-	struct bclient *bc = connect_ok();
+	struct bclient *bc = integ_connect(sock);
 	struct bclient_msg res;
-	struct rpc_error err;
 	struct rpc_buf b;
 	char s[32];
 
-	assert_hello();
+	integ_assert_hello_at(sock, "rpc-testd", srv);
 	rpc_buf_init(&b);
 	msgpack_pack_map(&b.pk, 2);
 	rpc_pack_kv_str(&b.pk, "s", "ünïcode");
 	rpc_pack_kv_i64(&b.pk, "n", -5);
-	ck_assert(bclient_call(bc, "echo", b.sb.data, b.sb.size, 5000, &res, &err) == 0);
+	integ_call_ok(bc, "echo", &b, &res);
 	rpc_obj_str(rpc_map_get(res.m.result, "s"), s, sizeof(s));
 	ck_assert_str_eq(s, "ünïcode");
 	bclient_msg_free(&res);
 	rpc_buf_free(&b);
 
-	ck_assert(bclient_call(bc, "ping", NULL, 0, 5000, &res, &err) == 0);
+	integ_call_ok(bc, "ping", NULL, &res);
 	bclient_msg_free(&res);
-	ck_assert(bclient_call(bc, "missing", NULL, 0, 5000, &res, &err) == -1);
-	ck_assert_int_eq(err.code, RPC_UNKNOWN_METHOD);
+	integ_expect_err(bc, "missing", NULL, RPC_UNKNOWN_METHOD, NULL);
 	bclient_free(bc);
 }
 END_TEST
@@ -125,7 +80,7 @@ END_TEST
 /* Notifications sent before a response are queued, in order. */
 START_TEST(notifications)
 {
-	struct bclient *bc = connect_ok();
+	struct bclient *bc = integ_connect(sock);
 	struct bclient_msg res, n;
 	struct rpc_error err;
 	struct rpc_buf b;
@@ -134,7 +89,7 @@ START_TEST(notifications)
 	rpc_buf_init(&b);
 	msgpack_pack_map(&b.pk, 1);
 	rpc_pack_kv_i64(&b.pk, "n", 100);
-	ck_assert(bclient_call(bc, "notify", b.sb.data, b.sb.size, 5000, &res, &err) == 0);
+	integ_call_ok(bc, "notify", &b, &res);
 	bclient_msg_free(&res);
 	rpc_buf_free(&b);
 	for (i = 0; i < 100; i++) {
@@ -210,22 +165,6 @@ START_TEST(pipelined_out_of_order)
 }
 END_TEST
 
-/* Sends bytes on a fresh connection; expects the server to close it. */
-static void
-expect_closed(const void *bytes, size_t n)
-{
-	char err[256], buf[64];
-	int fd = sock_connect_unix(sock, 0, err, sizeof(err));
-	struct timeval tv = { 5, 0 };
-
-	ck_assert_int_ne(fd, -1);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	ck_assert_int_eq(write(fd, bytes, n), (ssize_t)n);
-	/* EOF, with no response: the connection was dropped. */
-	ck_assert_int_eq(read(fd, buf, sizeof(buf)), 0);
-	close(fd);
-}
-
 /*
  * Hostile input: each framing violation closes only that connection, without
  * allocating the declared size, and the server keeps answering.
@@ -239,29 +178,23 @@ START_TEST(hostile_bytes)
 	static const unsigned char bin_17m[] = { 0xc6, 0x01, 0x10, 0x00, 0x00 };
 	static const unsigned char never[] = { 0xc1 };
 	unsigned char deep[40];
-	struct bclient *idle = connect_ok();
-	int64_t rss0 = server_stat("rss_kib");
+	struct bclient *idle = integ_connect(sock);
+	int64_t rss0 = integ_stat_at(sock, NULL, "rss_kib");
 
 	memset(deep, 0x91, sizeof(deep));	/* [[[[...]]]] 40 deep */
-	expect_closed(huge_map, sizeof(huge_map));
-	expect_closed(huge_arr, sizeof(huge_arr));
-	expect_closed(arr_16m, sizeof(arr_16m));
-	expect_closed(str_1g, sizeof(str_1g));
-	expect_closed(bin_17m, sizeof(bin_17m));
-	expect_closed(never, sizeof(never));
-	expect_closed(deep, sizeof(deep));
-	assert_hello();
+	integ_expect_closed(sock, "huge_map", huge_map, sizeof(huge_map), false);
+	integ_expect_closed(sock, "huge_arr", huge_arr, sizeof(huge_arr), false);
+	integ_expect_closed(sock, "arr_16m", arr_16m, sizeof(arr_16m), false);
+	integ_expect_closed(sock, "str_1g", str_1g, sizeof(str_1g), false);
+	integ_expect_closed(sock, "bin_17m", bin_17m, sizeof(bin_17m), false);
+	integ_expect_closed(sock, "never", never, sizeof(never), false);
+	integ_expect_closed(sock, "deep", deep, sizeof(deep), false);
+	integ_assert_hello_at(sock, "rpc-testd", srv);
 	/* Other connections are unaffected. */
-	{
-		struct bclient_msg res;
-		struct rpc_error err;
-
-		ck_assert(bclient_call(idle, "ping", NULL, 0, 5000, &res, &err) == 0);
-		bclient_msg_free(&res);
-	}
+	integ_call_ok(idle, "ping", NULL, NULL);
 	bclient_free(idle);
 	/* Nothing near the declared sizes was allocated. */
-	ck_assert_int_lt(server_stat("rss_kib") - rss0, 8 * 1024);
+	ck_assert_int_lt(integ_stat_at(sock, NULL, "rss_kib") - rss0, 8 * 1024);
 }
 END_TEST
 
@@ -293,8 +226,8 @@ START_TEST(oversized_request)
 			break;
 	close(fd);
 	free(big);
-	assert_hello();
-	ck_assert_int_eq(server_stat("conns"), 1);
+	integ_assert_hello_at(sock, "rpc-testd", srv);
+	ck_assert_int_eq(integ_stat_at(sock, NULL, "conns"), 1);
 }
 END_TEST
 
@@ -324,9 +257,9 @@ START_TEST(slow_reader_output_cap)
 	rpc_buf_free(&b);
 	usleep(300 * 1000);
 	/* The server is fine and has dropped the flooded connection. */
-	assert_hello();
-	ck_assert_int_eq(server_stat("conns"), 1);
-	ck_assert_int_lt(server_stat("rss_kib"), 64 * 1024);
+	integ_assert_hello_at(sock, "rpc-testd", srv);
+	ck_assert_int_eq(integ_stat_at(sock, NULL, "conns"), 1);
+	ck_assert_int_lt(integ_stat_at(sock, NULL, "rss_kib"), 64 * 1024);
 	/* What was buffered before the cap arrives, then EOF: far less than 64 MB. */
 	while ((r = read(fd, buf, sizeof(buf))) > 0)
 		total += (size_t)r;
@@ -343,9 +276,7 @@ END_TEST
  */
 START_TEST(restart)
 {
-	struct bclient *bc = connect_ok();
-	struct bclient_msg res;
-	struct rpc_error err;
+	struct bclient *bc = integ_connect(sock);
 	char *argv[] = { (char *)testlib_helper("rpc-testd"), sock, NULL };
 	pid_t dup;
 	int st;
@@ -355,17 +286,16 @@ START_TEST(restart)
 	st = testlib_wait(dup, 5000);
 	ck_assert(WIFEXITED(st));
 	ck_assert_int_eq(WEXITSTATUS(st), EXIT_PERM);
-	assert_hello();
+	integ_assert_hello_at(sock, "rpc-testd", srv);
 
 	testlib_stop(srv, SIGKILL, 5000);
 	t0 = aotime_mono_ms();
-	ck_assert(bclient_call(bc, "ping", NULL, 0, 5000, &res, &err) == -1);
-	ck_assert_int_eq(err.code, RPC_UNAVAILABLE);
+	integ_expect_err(bc, "ping", NULL, RPC_UNAVAILABLE, NULL);
 	ck_assert_int_lt(aotime_mono_ms() - t0, 1000);
 	bclient_free(bc);
 
 	srv = start_server(NULL);
-	assert_hello();
+	integ_assert_hello_at(sock, "rpc-testd", srv);
 }
 END_TEST
 
@@ -375,12 +305,11 @@ START_TEST(many_clients)
 	enum { N = 40 };
 	struct bclient *bc[N];
 	struct bclient_msg res;
-	struct rpc_error err;
 	struct rpc_buf b;
 	int i, round;
 
 	for (i = 0; i < N; i++)
-		bc[i] = connect_ok();
+		bc[i] = integ_connect(sock);
 	rpc_buf_init(&b);
 	for (round = 0; round < 5; round++)
 		for (i = 0; i < N; i++) {
@@ -389,14 +318,13 @@ START_TEST(many_clients)
 			rpc_buf_reset(&b);
 			msgpack_pack_map(&b.pk, 1);
 			rpc_pack_kv_i64(&b.pk, "v", i * 100 + round);
-			ck_assert(bclient_call(bc[i], "echo", b.sb.data, b.sb.size, 5000,
-			    &res, &err) == 0);
+			integ_call_ok(bc[i], "echo", &b, &res);
 			rpc_obj_i64(rpc_map_get(res.m.result, "v"), &v);
 			ck_assert_int_eq(v, i * 100 + round);
 			bclient_msg_free(&res);
 		}
 	rpc_buf_free(&b);
-	ck_assert_int_eq(server_stat("conns"), N + 1);
+	ck_assert_int_eq(integ_stat_at(sock, NULL, "conns"), N + 1);
 	for (i = 0; i < N; i++)
 		bclient_free(bc[i]);
 }
@@ -406,23 +334,17 @@ Suite *
 rpc_server_suite(void)
 {
 	Suite *s = suite_create("rpc_server");
-	TCase *tc = tcase_create("protocol");
+	TCase *tc = integ_tcase(s, "protocol", 30, setup, teardown, 0);
 
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, round_trip);
 	tcase_add_test(tc, notifications);
 	tcase_add_test(tc, pipelined_out_of_order);
 	tcase_add_test(tc, many_clients);
 	tcase_add_test(tc, restart);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("bad input");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 30);
+	tc = integ_tcase(s, "bad input", 30, setup, teardown, 0);
 	tcase_add_test(tc, hostile_bytes);
 	tcase_add_test(tc, oversized_request);
 	tcase_add_test(tc, slow_reader_output_cap);
-	suite_add_tcase(s, tc);
 	return s;
 }
 TEST_SUITE(rpc_server_suite)

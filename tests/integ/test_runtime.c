@@ -27,9 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +39,7 @@
 
 #include "common/aotime.h"
 #include "proto/bclient.h"
+#include "tests/lib/integ.h"
 #include "tests/lib/testlib.h"
 
 #define CALL_TIMEOUT_MS		15000	/* spawn runs git and tmux; ASan is slow */
@@ -83,23 +82,6 @@ static const char child_script_fmt[] =
 
 /* ---- small helpers ---- */
 
-/* The last KiB of the daemons' log: why a start or a call failed. */
-static const char *
-log_tail(void)
-{
-	static char buf[1024];
-	char *all = testlib_read_file(logpath);
-	size_t n;
-
-	if (all == NULL)
-		return "(no log)";
-	n = strlen(all);
-	snprintf(buf, sizeof(buf), "%s",
-	    all + (n >= sizeof(buf) ? n - (sizeof(buf) - 1) : 0));
-	free(all);
-	return buf;
-}
-
 /* A file's content, "" when it does not exist yet; caller frees. */
 static char *
 slurp(const char *path)
@@ -109,122 +91,12 @@ slurp(const char *path)
 	return s != NULL ? s : strdup("");
 }
 
-/* /proc files report size 0: read them with read(2).  -1 when absent. */
-static ssize_t
-read_proc(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd == -1)
-		return -1;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n >= 0)
-		buf[n] = '\0';
-	return n;
-}
-
 static bool
 exists(const char *path)
 {
 	struct stat st;
 
 	return lstat(path, &st) == 0;
-}
-
-static int
-count_lines(const char *s)
-{
-	int n = 0;
-
-	for (; *s != '\0'; s++)
-		n += *s == '\n';
-	return n;
-}
-
-/*
- * Runs argv directly (no shell) with a deadline; stdout into out (may be
- * NULL), stderr appended to the log.  Returns the exit code, or -1 when it
- * could not run, was killed or timed out.
- */
-static int
-run(const char *const argv[], char *out, size_t outlen)
-{
-	int64_t deadline = aotime_mono_ms() + WAIT_MS;
-	size_t n = 0;
-	int p[2], status;
-	pid_t pid;
-
-	if (out != NULL && outlen > 0)
-		out[0] = '\0';
-	if (pipe2(p, O_CLOEXEC) == -1)
-		return -1;
-	fflush(NULL);
-	if ((pid = fork()) == -1) {
-		close(p[0]);
-		close(p[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		int in = open("/dev/null", O_RDONLY);
-		int err = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-
-		if (in == -1 || dup2(in, 0) == -1 || dup2(p[1], 1) == -1 ||
-		    (err != -1 && dup2(err, 2) == -1))
-			_exit(126);
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	for (;;) {
-		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
-		int64_t left = deadline - aotime_mono_ms();
-		char buf[4096];
-		ssize_t r;
-
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-			break;
-		if ((r = read(p[0], buf, sizeof(buf))) <= 0)
-			break;
-		if (out != NULL && n + 1 < outlen) {
-			size_t k = (size_t)r < outlen - 1 - n ? (size_t)r : outlen - 1 - n;
-
-			memcpy(out + n, buf, k);
-			n += k;
-			out[n] = '\0';
-		}
-	}
-	close(p[0]);
-	if ((status = testlib_wait(pid, (int)(deadline - aotime_mono_ms()) + 100)) == -1) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		return -1;
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* git -C repo <args...> (NULL-terminated) with a test identity; the exit code. */
-static int
-git(const char *repo, char *out, size_t outlen, ...)
-{
-	const char *argv[24];
-	va_list ap;
-	int n = 0;
-
-	argv[n++] = "git";
-	argv[n++] = "-C";
-	argv[n++] = repo;
-	argv[n++] = "-c";
-	argv[n++] = "user.name=ao test";
-	argv[n++] = "-c";
-	argv[n++] = "user.email=test@ao.invalid";
-	va_start(ap, outlen);
-	while (n < 23 && (argv[n] = va_arg(ap, const char *)) != NULL)
-		n++;
-	va_end(ap);
-	argv[n] = NULL;
-	return run(argv, out, outlen);
 }
 
 /* Whether the private tmux server has a session of exactly this name. */
@@ -236,46 +108,14 @@ tmux_has(const char *name)
 		NULL };
 
 	snprintf(target, sizeof(target), "=%s", name);
-	return run(argv, NULL, 0) == 0;
+	return integ_run(argv, NULL, 0, WAIT_MS) == 0;
 }
 
 static void
 wait_tmux_gone(const char *name)
 {
-	int64_t deadline = aotime_mono_ms() + WAIT_MS;
-
-	while (tmux_has(name)) {
-		ck_assert_msg(aotime_mono_ms() < deadline, "tmux session %s is still "
-		    "there", name);
-		usleep(20 * 1000);
-	}
-}
-
-/* Whether pid is gone (or a zombie nobody has reaped yet). */
-static bool
-pid_gone(pid_t pid)
-{
-	char path[64], st[1024], *p;
-
-	if (kill(pid, 0) == -1 && errno == ESRCH)
-		return true;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (read_proc(path, st, sizeof(st)) <= 0)
-		return true;
-	p = strrchr(st, ')');
-	return p != NULL && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
-}
-
-static void
-wait_pid_gone(pid_t pid, const char *what)
-{
-	int64_t deadline = aotime_mono_ms() + WAIT_MS;
-
-	while (!pid_gone(pid)) {
-		ck_assert_msg(aotime_mono_ms() < deadline, "%s (pid %d) is still "
-		    "running", what, (int)pid);
-		usleep(20 * 1000);
-	}
+	INTEG_WAIT(!tmux_has(name), WAIT_MS, 20, "tmux session %s is still there",
+	    name);
 }
 
 /*
@@ -324,17 +164,9 @@ track_pid(pid_t pid)
 static void
 kill_agent(pid_t pid)
 {
-	char path[64], cwd[PATH_MAX];
-	ssize_t n;
-
-	if (pid <= 1)
+	/* Elsewhere, the pid was reused by someone else. */
+	if (pid <= 1 || !integ_cwd_in(pid, realdir))
 		return;
-	snprintf(path, sizeof(path), "/proc/%d/cwd", (int)pid);
-	if ((n = readlink(path, cwd, sizeof(cwd) - 1)) <= 0)
-		return;
-	cwd[n] = '\0';
-	if (strncmp(cwd, realdir, strlen(realdir)) != 0)
-		return;		/* the pid was reused by someone else */
 	if (getpgid(pid) == pid)
 		kill(-pid, SIGKILL);
 	kill(pid, SIGKILL);
@@ -400,9 +232,9 @@ guardian_main(int fd)
 	}
 	/* lcmd must not start an agent or a tmux server behind our back. */
 	deadline = aotime_mono_ms() + 5000;
-	while (lcmd > 1 && !pid_gone(lcmd) && aotime_mono_ms() < deadline)
+	while (lcmd > 1 && !integ_pid_gone(lcmd) && aotime_mono_ms() < deadline)
 		usleep(10 * 1000);
-	run(argv, NULL, 0);
+	integ_run(argv, NULL, 0, WAIT_MS);
 	/* A tmux server that exits leaves its socket file behind. */
 	snprintf(sock, sizeof(sock), "%s/tmux-%u/%s", getenv("TMUX_TMPDIR") != NULL ?
 	    getenv("TMUX_TMPDIR") : "/tmp", (unsigned)getuid(), tmux_name);
@@ -434,57 +266,11 @@ start_guardian(void)
 
 /* ---- daemons ---- */
 
-/* Spawns bin/<name> --data-dir <dir> extra..., stderr appended to logpath. */
-static pid_t
-spawn_daemon(const char *name, const char *const extra[])
-{
-	char *argv[32];
-	int n = 0, i, logfd, saved, ready;
-	pid_t pid;
-
-	argv[n++] = (char *)testlib_bin(name);
-	argv[n++] = "--data-dir";
-	argv[n++] = dir;
-	for (i = 0; extra != NULL && extra[i] != NULL && n < 28; i++)
-		argv[n++] = (char *)extra[i];
-	argv[n] = NULL;
-	logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	ck_assert_int_ne(logfd, -1);
-	/* The child inherits fd 2 only; saved must not leak into it. */
-	saved = fcntl(2, F_DUPFD_CLOEXEC, 3);
-	ck_assert_int_ne(saved, -1);
-	dup2(logfd, 2);
-	pid = testlib_spawn(argv, &ready);
-	dup2(saved, 2);
-	close(saved);
-	close(logfd);
-	ck_assert_int_gt(pid, 0);
-	ck_assert_msg(testlib_wait_ready(ready, READY_TIMEOUT_MS) == 0,
-	    "%s not ready: %s", name, log_tail());
-	close(ready);
-	return pid;
-}
-
 static void
 start_lcmd(void)
 {
-	char tmuxflag[100], logflag[300];
-	const char *argv[] = { "--notify-desktop=off", tmuxflag, logflag, NULL };
-
-	snprintf(tmuxflag, sizeof(tmuxflag), "--tmux-socket=%s", tmux_name);
-	snprintf(logflag, sizeof(logflag), "--message-log=%s", msglog);
-	lcmd_pid = spawn_daemon("ao-lcmd", argv);
+	lcmd_pid = integ_start_lcmd(msglog, tmux_name, NULL);
 	tell_guardian('L', lcmd_pid);
-}
-
-static void
-write_script(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-
-	ck_assert_int_ne(fd, -1);
-	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
 }
 
 static void
@@ -503,11 +289,13 @@ setup(void)
 	snprintf(child_script, sizeof(child_script), "%s/agent-child.sh", dir);
 	snprintf(tmux_name, sizeof(tmux_name), "aotest-%d-%d", (int)getpid(),
 	    counter++);
+	integ_configure(&(struct integ_conf){ .dir = dir, .log = logpath,
+	    .ready_ms = READY_TIMEOUT_MS, .call_ms = CALL_TIMEOUT_MS });
 	start_guardian();
-	write_script(script, agent_script);
+	integ_write_file(script, agent_script, 0755);
 	snprintf(text, sizeof(text), child_script_fmt, script);
-	write_script(child_script, text);
-	spawn_daemon("ao-storaged", NULL);
+	integ_write_file(child_script, text, 0755);
+	integ_start("ao-storaged", NULL);
 	start_lcmd();
 }
 
@@ -529,105 +317,21 @@ teardown(void)
 
 /* ---- calls ---- */
 
-static struct bclient *
-lcmd_connect(void)
-{
-	char err[256];
-	struct bclient *bc = bclient_connect(lcmd_sock, err, sizeof(err));
-
-	ck_assert_msg(bc != NULL, "connect %s: %s", lcmd_sock, err);
-	return bc;
-}
-
-/* Starts b as a params map of n entries. */
-static struct rpc_buf *
-params(struct rpc_buf *b, uint32_t n)
-{
-	rpc_buf_reset(b);
-	msgpack_pack_map(&b->pk, n);
-	return b;
-}
-
-static void
-call_ok(struct bclient *bc, const char *method, const struct rpc_buf *b,
-    struct bclient_msg *res)
-{
-	struct rpc_error err;
-
-	ck_assert_msg(bclient_call(bc, method, b != NULL ? b->sb.data : NULL,
-	    b != NULL ? b->sb.size : 0, CALL_TIMEOUT_MS, res, &err) == 0,
-	    "%s: %s: %s (log: %s)", method, rpc_code_name(err.code), err.message,
-	    log_tail());
-}
-
-/* Calls a method that must fail; err gets the error. */
-static void
-call_err(struct bclient *bc, const char *method, const struct rpc_buf *b,
-    struct rpc_error *err)
-{
-	struct bclient_msg res;
-
-	if (bclient_call(bc, method, b != NULL ? b->sb.data : NULL,
-	    b != NULL ? b->sb.size : 0, CALL_TIMEOUT_MS, &res, err) == 0) {
-		bclient_msg_free(&res);
-		ck_abort_msg("%s succeeded; an error was expected", method);
-	}
-}
-
-/* Asserts err has code and a message containing needle (when set). */
-static void
-assert_err(const struct rpc_error *err, const char *what, enum rpc_code code,
-    const char *needle)
-{
-	ck_assert_msg(err->code == code, "%s: %s (%s), expected %s", what,
-	    rpc_code_name(err->code), err->message, rpc_code_name(code));
-	if (needle != NULL)
-		ck_assert_msg(strstr(err->message, needle) != NULL,
-		    "%s: message '%s' does not name '%s'", what, err->message, needle);
-}
-
-/* A string field, "" for nil or absent. */
-static void
-str_field(const msgpack_object *map, const char *key, char *buf, size_t len)
-{
-	if (rpc_obj_str(rpc_map_get(map, key), buf, len) == -1)
-		buf[0] = '\0';
-}
-
 /* Makes <dir>/<name> a git repository with one commit on main; path gets it. */
 static void
 make_repo(const char *name, char *path, size_t len)
 {
 	char readme[600];
-	int fd;
 
 	snprintf(path, len, "%s/%s", dir, name);
 	ck_assert_int_eq(mkdir(path, 0755), 0);
-	ck_assert_int_eq(git(path, NULL, 0, "init", "-q", "-b", "main", NULL), 0);
+	ck_assert_int_eq(integ_git(path, NULL, 0, "init", "-q", "-b", "main",
+	    NULL), 0);
 	snprintf(readme, sizeof(readme), "%s/README.md", path);
-	fd = open(readme, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	ck_assert_int_ne(fd, -1);
-	ck_assert_int_eq(write(fd, "# test\n", 7), 7);
-	close(fd);
-	ck_assert_int_eq(git(path, NULL, 0, "add", "README.md", NULL), 0);
-	ck_assert_int_eq(git(path, NULL, 0, "commit", "-q", "-m", "initial", NULL),
-	    0);
-}
-
-/* project.add {path}; id gets the project id. */
-static void
-add_project(struct bclient *bc, const char *path, char *id, size_t idlen)
-{
-	struct bclient_msg res;
-	struct rpc_buf b;
-
-	rpc_buf_init(&b);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "path", path);
-	call_ok(bc, "project.add", &b, &res);
-	str_field(res.m.result, "id", id, idlen);
-	ck_assert_str_ne(id, "");
-	bclient_msg_free(&res);
-	rpc_buf_free(&b);
+	integ_write_file(readme, "# test\n", 0644);
+	ck_assert_int_eq(integ_git(path, NULL, 0, "add", "README.md", NULL), 0);
+	ck_assert_int_eq(integ_git(path, NULL, 0, "commit", "-q", "-m",
+	    "initial", NULL), 0);
 }
 
 /* Makes a repository <dir>/<name> and registers it. */
@@ -636,40 +340,12 @@ new_project(struct bclient *bc, const char *name, char *repo, size_t repolen,
     char *id, size_t idlen)
 {
 	make_repo(name, repo, repolen);
-	add_project(bc, repo, id, idlen);
-}
-
-/* A session as lcmd answers it. */
-struct sess {
-	char id[128], state[32], status[32], reason[32], runtime[16];
-	char branch[256], workspace[512], handle[1024], worktree_note[256];
-	bool alive;
-};
-
-static void
-sess_from(const msgpack_object *m, struct sess *s)
-{
-	const msgpack_object *o;
-
-	ck_assert_msg(m != NULL && m->type == MSGPACK_OBJECT_MAP, "not a session map");
-	str_field(m, "id", s->id, sizeof(s->id));
-	str_field(m, "state", s->state, sizeof(s->state));
-	str_field(m, "status", s->status, sizeof(s->status));
-	str_field(m, "termination_reason", s->reason, sizeof(s->reason));
-	str_field(m, "runtime", s->runtime, sizeof(s->runtime));
-	str_field(m, "branch", s->branch, sizeof(s->branch));
-	str_field(m, "workspace_path", s->workspace, sizeof(s->workspace));
-	str_field(m, "runtime_handle", s->handle, sizeof(s->handle));
-	str_field(m, "worktree", s->worktree_note, sizeof(s->worktree_note));
-	o = rpc_map_get(m, "is_alive");
-	ck_assert_msg(o != NULL && o->type == MSGPACK_OBJECT_BOOLEAN,
-	    "is_alive is not a bool");
-	s->alive = o->via.boolean;
+	integ_project_add(bc, repo, id, idlen);
 }
 
 /* A string member of the session's JSON runtime handle, "" when absent. */
 static const char *
-handle_str(const struct sess *s, const char *key)
+handle_str(const struct integ_session *s, const char *key)
 {
 	static char buf[512];
 	json_error_t je;
@@ -683,7 +359,7 @@ handle_str(const struct sess *s, const char *key)
 }
 
 static pid_t
-handle_pid(const struct sess *s)
+handle_pid(const struct integ_session *s)
 {
 	json_error_t je;
 	json_t *h = json_loads(s->handle, 0, &je);
@@ -697,7 +373,7 @@ handle_pid(const struct sess *s)
 
 /* What the guardian needs to find the agent of a session. */
 static void
-track(const struct sess *s)
+track(const struct integ_session *s)
 {
 	if (strcmp(s->runtime, "process") == 0 && s->handle[0] != '\0')
 		track_pid(handle_pid(s));
@@ -705,33 +381,11 @@ track(const struct sess *s)
 
 /* Calls a method taking {id} that answers a session map. */
 static void
-session_call(struct bclient *bc, const char *method, const char *id, struct sess *s)
+session_call(struct bclient *bc, const char *method, const char *id,
+    struct integ_session *s)
 {
-	struct bclient_msg res;
-	struct rpc_buf b;
-
-	rpc_buf_init(&b);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "id", id);
-	call_ok(bc, method, &b, &res);
-	sess_from(res.m.result, s);
-	ck_assert_str_eq(s->id, id);
+	integ_session_call(bc, method, id, NULL, s);
 	track(s);
-	bclient_msg_free(&res);
-	rpc_buf_free(&b);
-}
-
-/* A method taking {id} that must fail with code. */
-static void
-id_err(struct bclient *bc, const char *method, const char *id, enum rpc_code code)
-{
-	struct rpc_error err;
-	struct rpc_buf b;
-
-	rpc_buf_init(&b);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "id", id);
-	call_err(bc, method, &b, &err);
-	assert_err(&err, method, code, NULL);
-	rpc_buf_free(&b);
 }
 
 struct spawn_opts {
@@ -743,7 +397,7 @@ struct spawn_opts {
 static void
 pack_spawn(struct rpc_buf *b, const struct spawn_opts *o)
 {
-	params(b, 2 + (o->runtime != NULL) + (o->prompt != NULL) +
+	integ_params(b, 2 + (o->runtime != NULL) + (o->prompt != NULL) +
 	    (o->branch != NULL));
 	rpc_pack_kv_str(&b->pk, "project_id", o->project);
 	if (o->harness != NULL)
@@ -762,15 +416,15 @@ pack_spawn(struct rpc_buf *b, const struct spawn_opts *o)
 }
 
 static void
-spawn_ok(struct bclient *bc, const struct spawn_opts *o, struct sess *s)
+spawn_ok(struct bclient *bc, const struct spawn_opts *o, struct integ_session *s)
 {
 	struct bclient_msg res;
 	struct rpc_buf b;
 
 	rpc_buf_init(&b);
 	pack_spawn(&b, o);
-	call_ok(bc, "session.spawn", &b, &res);
-	sess_from(res.m.result, s);
+	integ_call_ok(bc, "session.spawn", &b, &res);
+	integ_session_from(res.m.result, NULL, s);
 	track(s);
 	bclient_msg_free(&res);
 	rpc_buf_free(&b);
@@ -779,7 +433,7 @@ spawn_ok(struct bclient *bc, const struct spawn_opts *o, struct sess *s)
 /* Spawns the agent script in project under runtime. */
 static void
 spawn_agent(struct bclient *bc, const char *project, const char *runtime,
-    const char *prompt, struct sess *s)
+    const char *prompt, struct integ_session *s)
 {
 	struct spawn_opts o = { project, runtime, NULL, NULL, prompt, NULL };
 
@@ -793,7 +447,7 @@ spawn_err(struct bclient *bc, const struct spawn_opts *o, struct rpc_error *err)
 
 	rpc_buf_init(&b);
 	pack_spawn(&b, o);
-	call_err(bc, "session.spawn", &b, err);
+	integ_call_err(bc, "session.spawn", &b, err);
 	rpc_buf_free(&b);
 }
 
@@ -807,11 +461,11 @@ send_ok(struct bclient *bc, const char *id, const char *message)
 	char rid[128];
 
 	rpc_buf_init(&b);
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", id);
 	rpc_pack_kv_str(&b.pk, "message", message);
-	call_ok(bc, "session.send", &b, &res);
-	str_field(res.m.result, "id", rid, sizeof(rid));
+	integ_call_ok(bc, "session.send", &b, &res);
+	integ_str_field(res.m.result, "id", rid, sizeof(rid));
 	ck_assert_str_eq(rid, id);
 	d = rpc_map_get(res.m.result, "delivered");
 	ck_assert_msg(d != NULL && d->type == MSGPACK_OBJECT_BOOLEAN && d->via.boolean,
@@ -827,25 +481,25 @@ send_err(struct bclient *bc, const char *id, const char *message, enum rpc_code 
 	struct rpc_buf b;
 
 	rpc_buf_init(&b);
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", id);
 	rpc_pack_kv_str(&b.pk, "message", message);
-	call_err(bc, "session.send", &b, &err);
-	assert_err(&err, "session.send", code, NULL);
+	integ_call_err(bc, "session.send", &b, &err);
+	integ_assert_err(&err, "session.send", code, NULL);
 	rpc_buf_free(&b);
 }
 
 /* ---- what the agent saw ---- */
 
 static void
-agent_path(const struct sess *s, const char *file, char *buf, size_t len)
+agent_path(const struct integ_session *s, const char *file, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/%s", s->workspace, file);
 }
 
 /* Waits until the agent has started n times; returns the pid of the nth start. */
 static pid_t
-wait_started(const struct sess *s, int n)
+wait_started(const struct integ_session *s, int n)
 {
 	int64_t deadline = aotime_mono_ms() + WAIT_MS;
 	char path[600], *all, *line, *save = NULL;
@@ -855,11 +509,11 @@ wait_started(const struct sess *s, int n)
 	agent_path(s, "starts.txt", path, sizeof(path));
 	for (;;) {
 		all = slurp(path);
-		if (count_lines(all) >= n)
+		if (integ_count_lines(all) >= n)
 			break;
 		free(all);
 		ck_assert_msg(aotime_mono_ms() < deadline, "agent of %s started fewer "
-		    "than %d times (log: %s)", s->id, n, log_tail());
+		    "than %d times (log: %s)", s->id, n, integ_log_tail());
 		usleep(20 * 1000);
 	}
 	for (line = strtok_r(all, "\n", &save); line != NULL;
@@ -887,7 +541,7 @@ describe_diff(const char *got, const char *want, char *buf, size_t len)
 
 /* Waits until the agent's file is exactly want. */
 static void
-wait_content(const struct sess *s, const char *file, const char *want)
+wait_content(const struct integ_session *s, const char *file, const char *want)
 {
 	int64_t deadline = aotime_mono_ms() + WAIT_MS;
 	char path[600], diff[512];
@@ -917,43 +571,14 @@ static void
 wait_msglog(const char *sid, const char *needle, char *msg, size_t len,
     bool *delivered)
 {
-	int64_t deadline = aotime_mono_ms() + WAIT_MS;
-
-	for (;;) {
-		char *all = slurp(msglog), *line, *save = NULL;
-		bool found = false;
-
-		for (line = strtok_r(all, "\n", &save); line != NULL && !found;
-		    line = strtok_r(NULL, "\n", &save)) {
-			json_error_t je;
-			json_t *j = json_loads(line, 0, &je);
-			const char *s, *m;
-
-			ck_assert_msg(j != NULL, "message log line is not JSON: %s", line);
-			s = json_string_value(json_object_get(j, "session_id"));
-			m = json_string_value(json_object_get(j, "message"));
-			if (s != NULL && m != NULL && strcmp(s, sid) == 0 &&
-			    strstr(m, needle) != NULL) {
-				ck_assert_msg(json_is_boolean(json_object_get(j,
-				    "delivered")), "no delivered in %s", line);
-				*delivered = json_is_true(json_object_get(j, "delivered"));
-				snprintf(msg, len, "%s", m);
-				found = true;
-			}
-			json_decref(j);
-		}
-		free(all);
-		if (found)
-			return;
-		ck_assert_msg(aotime_mono_ms() < deadline, "no message with '%s' to %s "
-		    "in the message log", needle, sid);
-		usleep(20 * 1000);
-	}
+	INTEG_WAIT(integ_msglog_find(msglog, sid, needle, 0, msg, len,
+	    delivered) > 0, WAIT_MS, 20, "no message with '%s' to %s in the "
+	    "message log", needle, sid);
 }
 
 /* Asserts the session's runtime is running: its tmux session or its pid. */
 static void
-assert_runtime_alive(const struct sess *s)
+assert_runtime_alive(const struct integ_session *s)
 {
 	if (strcmp(s->runtime, "tmux") == 0) {
 		char want[160];
@@ -965,24 +590,27 @@ assert_runtime_alive(const struct sess *s)
 		pid_t pid = handle_pid(s);
 
 		ck_assert_int_gt(pid, 1);
-		ck_assert_msg(!pid_gone(pid), "agent pid %d is gone", (int)pid);
+		ck_assert_msg(!integ_pid_gone(pid), "agent pid %d is gone",
+		    (int)pid);
 	}
 }
 
 /* Waits until the session's runtime and its agent (agent_pid) are gone. */
 static void
-wait_runtime_gone(const struct sess *s, pid_t agent_pid)
+wait_runtime_gone(const struct integ_session *s, pid_t agent_pid)
 {
 	if (strcmp(s->runtime, "tmux") == 0)
 		wait_tmux_gone(handle_str(s, "tmux_session"));
 	else
-		wait_pid_gone(handle_pid(s), "the process runtime's agent");
-	wait_pid_gone(agent_pid, "the agent");
+		integ_wait_pid_gone(handle_pid(s), WAIT_MS,
+		    "the process runtime's agent");
+	integ_wait_pid_gone(agent_pid, WAIT_MS, "the agent");
 }
 
 /* The session's entry in session.list {project_id, include_terminated}. */
 static bool
-listed(struct bclient *bc, const char *project, const char *id, struct sess *s)
+listed(struct bclient *bc, const char *project, const char *id,
+    struct integ_session *s)
 {
 	struct bclient_msg res;
 	struct rpc_buf b;
@@ -991,18 +619,18 @@ listed(struct bclient *bc, const char *project, const char *id, struct sess *s)
 	uint32_t i;
 
 	rpc_buf_init(&b);
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "project_id", project);
 	rpc_pack_kv_bool(&b.pk, "include_terminated", true);
-	call_ok(bc, "session.list", &b, &res);
+	integ_call_ok(bc, "session.list", &b, &res);
 	a = rpc_map_get(res.m.result, "sessions");
 	ck_assert_msg(a != NULL && a->type == MSGPACK_OBJECT_ARRAY, "no sessions");
 	for (i = 0; i < a->via.array.size && !found; i++) {
 		char sid[128];
 
-		str_field(&a->via.array.ptr[i], "id", sid, sizeof(sid));
+		integ_str_field(&a->via.array.ptr[i], "id", sid, sizeof(sid));
 		if (strcmp(sid, id) == 0) {
-			sess_from(&a->via.array.ptr[i], s);
+			integ_session_from(&a->via.array.ptr[i], NULL, s);
 			found = true;
 		}
 	}
@@ -1017,7 +645,8 @@ has_branch(const char *repo, const char *branch)
 {
 	char out[1024];
 
-	ck_assert_int_eq(git(repo, out, sizeof(out), "branch", "--list", branch, NULL), 0);
+	ck_assert_int_eq(integ_git(repo, out, sizeof(out), "branch", "--list",
+	    branch, NULL), 0);
 	return out[0] != '\0';
 }
 
@@ -1028,8 +657,8 @@ worktree_count(const char *repo)
 	char out[4096], *p;
 	int n = 0;
 
-	ck_assert_int_eq(git(repo, out, sizeof(out), "worktree", "list", "--porcelain",
-	    NULL), 0);
+	ck_assert_int_eq(integ_git(repo, out, sizeof(out), "worktree", "list",
+	    "--porcelain", NULL), 0);
 	for (p = out; (p = strstr(p, "worktree ")) != NULL; p++)
 		if (p == out || p[-1] == '\n')
 			n++;
@@ -1046,7 +675,7 @@ assert_nothing_left(struct bclient *bc, const char *project, const char *repo,
     const char *id)
 {
 	char path[600], branch[200], name[160];
-	struct sess s;
+	struct integ_session s;
 
 	ck_assert_msg(listed(bc, project, id, &s), "session %s is not listed", id);
 	ck_assert_str_eq(s.state, "terminated");
@@ -1065,32 +694,13 @@ assert_nothing_left(struct bclient *bc, const char *project, const char *repo,
 /* An open PR whose check "build" failed on commit, with a log tail. */
 static void
 observe_ci_failure(struct bclient *bc, const char *sid, const char *commit,
-    const char *tail, struct sess *s)
+    const char *tail, struct integ_session *s)
 {
-	struct bclient_msg res;
-	struct rpc_buf b;
+	struct integ_check c = { "build", commit, "failed", tail };
+	struct integ_obs o = { "https://git.example/pr/7", "open",
+		"review_required", "failing", NULL, &c, 1, NULL, -1 };
 
-	rpc_buf_init(&b);
-	params(&b, 3);
-	rpc_pack_kv_str(&b.pk, "session_id", sid);
-	rpc_pack_str(&b.pk, "pr");
-	msgpack_pack_map(&b.pk, 5);
-	rpc_pack_kv_str(&b.pk, "url", "https://git.example/pr/7");
-	rpc_pack_kv_i64(&b.pk, "number", 7);
-	rpc_pack_kv_str(&b.pk, "state", "open");
-	rpc_pack_kv_str(&b.pk, "review_decision", "review_required");
-	rpc_pack_kv_str(&b.pk, "ci_state", "failing");
-	rpc_pack_str(&b.pk, "checks");
-	msgpack_pack_array(&b.pk, 1);
-	msgpack_pack_map(&b.pk, 4);
-	rpc_pack_kv_str(&b.pk, "name", "build");
-	rpc_pack_kv_str(&b.pk, "commit_hash", commit);
-	rpc_pack_kv_str(&b.pk, "status", "failed");
-	rpc_pack_kv_str(&b.pk, "log_tail", tail);
-	call_ok(bc, "pr.observe", &b, &res);
-	sess_from(res.m.result, s);
-	bclient_msg_free(&res);
-	rpc_buf_free(&b);
+	integ_observe(bc, sid, &o, NULL, s);
 }
 
 /* ---- 1. spawn ---- */
@@ -1103,9 +713,9 @@ observe_ci_failure(struct bclient *bc, const char *sid, const char *commit,
 START_TEST(spawn_each_runtime)
 {
 	const char *rt = runtimes[_i];
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	char repo[512], proj[80], want[1024], out[1024], real[PATH_MAX];
-	struct sess s, g;
+	struct integ_session s, g;
 
 	new_project(bc, "repo", repo, sizeof(repo), proj, sizeof(proj));
 	spawn_agent(bc, proj, rt, "build the frobnicator", &s);
@@ -1121,7 +731,7 @@ START_TEST(spawn_each_runtime)
 
 	/* The branch and the worktree, as git sees them. */
 	ck_assert_msg(has_branch(repo, want), "no branch %s in %s", want, repo);
-	ck_assert_int_eq(git(s.workspace, out, sizeof(out), "rev-parse",
+	ck_assert_int_eq(integ_git(s.workspace, out, sizeof(out), "rev-parse",
 	    "--abbrev-ref", "HEAD", NULL), 0);
 	out[strcspn(out, "\n")] = '\0';
 	ck_assert_str_eq(out, want);
@@ -1154,9 +764,9 @@ START_TEST(send_each_runtime)
 	static const char *const multi = "first line of three\n"
 	    "second line: with `code` and \"quotes\"\nthird line, the last";
 	const char *rt = runtimes[_i];
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	char repo[512], proj[80], big[5001], *want;
-	struct sess s;
+	struct integ_session s;
 	size_t i;
 
 	/* Every 100 bytes says where it is: a lost or moved chunk shows. */
@@ -1195,7 +805,8 @@ END_TEST
  * is exactly want, naming every line that differs.
  */
 static void
-assert_lines(const struct sess *s, const char *file, const char *const want[])
+assert_lines(const struct integ_session *s, const char *file,
+    const char *const want[])
 {
 	int64_t deadline = aotime_mono_ms() + WAIT_MS;
 	char path[600], report[2048] = "", *all, *line, *save = NULL;
@@ -1206,7 +817,7 @@ assert_lines(const struct sess *s, const char *file, const char *const want[])
 	agent_path(s, file, path, sizeof(path));
 	for (;;) {
 		all = slurp(path);
-		if (count_lines(all) >= n || aotime_mono_ms() >= deadline)
+		if (integ_count_lines(all) >= n || aotime_mono_ms() >= deadline)
 			break;
 		free(all);
 		usleep(20 * 1000);
@@ -1254,9 +865,9 @@ START_TEST(send_punctuation_each_runtime)
 		NULL,
 	};
 	const char *rt = runtimes[_i];
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	char repo[512], proj[80];
-	struct sess s;
+	struct integ_session s;
 	int i;
 
 	new_project(bc, "repo", repo, sizeof(repo), proj, sizeof(proj));
@@ -1276,9 +887,9 @@ END_TEST
 START_TEST(send_to_exited_agent_each_runtime)
 {
 	const char *rt = runtimes[_i];
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	char repo[512], proj[80], msg[256];
-	struct sess s;
+	struct integ_session s;
 	struct rpc_error err;
 	struct rpc_buf b;
 	bool delivered = true;
@@ -1291,10 +902,10 @@ START_TEST(send_to_exited_agent_each_runtime)
 	wait_runtime_gone(&s, agent);
 
 	rpc_buf_init(&b);
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", s.id);
 	rpc_pack_kv_str(&b.pk, "message", "is anyone there?");
-	call_err(bc, "session.send", &b, &err);
+	integ_call_err(bc, "session.send", &b, &err);
 	ck_assert_msg(err.code == RPC_UNAVAILABLE || err.code == RPC_INVALID_STATE,
 	    "send to an exited agent: %s: %s", rpc_code_name(err.code), err.message);
 	rpc_buf_free(&b);
@@ -1313,9 +924,9 @@ END_TEST
 START_TEST(prompt_then_send_each_runtime)
 {
 	const char *rt = runtimes[_i];
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	char repo[512], proj[80];
-	struct sess s;
+	struct integ_session s;
 
 	new_project(bc, "repo", repo, sizeof(repo), proj, sizeof(proj));
 	spawn_agent(bc, proj, rt, "the prompt: fix issue 12", &s);
@@ -1332,9 +943,9 @@ END_TEST
 START_TEST(kill_each_runtime)
 {
 	const char *rt = runtimes[_i];
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	char repo[512], proj[80];
-	struct sess s, k, g;
+	struct integ_session s, k, g;
 	pid_t agent;
 
 	new_project(bc, "repo", repo, sizeof(repo), proj, sizeof(proj));
@@ -1350,7 +961,7 @@ START_TEST(kill_each_runtime)
 	wait_runtime_gone(&s, agent);
 
 	send_err(bc, s.id, "are you there?", RPC_INVALID_STATE);
-	id_err(bc, "session.kill", s.id, RPC_INVALID_STATE);
+	integ_id_err(bc, "session.kill", s.id, RPC_INVALID_STATE);
 	session_call(bc, "session.get", s.id, &g);
 	ck_assert_str_eq(g.status, "killed");
 	ck_assert(!g.alive);
@@ -1367,12 +978,11 @@ END_TEST
 START_TEST(kill_stops_agent_children_each_runtime)
 {
 	const char *rt = runtimes[_i];
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	char repo[512], proj[80], path[600], *txt;
 	struct spawn_opts o = { NULL, NULL, NULL, NULL, NULL, NULL };
-	struct sess s, k;
+	struct integ_session s, k;
 	pid_t agent, child, pgid;
-	int64_t deadline;
 
 	new_project(bc, "repo", repo, sizeof(repo), proj, sizeof(proj));
 	o.project = proj;
@@ -1386,21 +996,17 @@ START_TEST(kill_stops_agent_children_each_runtime)
 	free(txt);
 	ck_assert_int_gt(child, 1);
 	track_pid(child);
-	ck_assert(!pid_gone(child));
+	ck_assert(!integ_pid_gone(child));
 
 	pgid = getpgid(agent);
 
 	session_call(bc, "session.kill", s.id, &k);
 	ck_assert_str_eq(k.status, "killed");
 	wait_runtime_gone(&s, agent);
-	deadline = aotime_mono_ms() + WAIT_MS;
-	while (!pid_gone(child)) {
-		ck_assert_msg(aotime_mono_ms() < deadline, "the agent's child (pid %d, "
-		    "process group %d) is still running after kill; the agent was "
-		    "pid %d in process group %d", (int)child, (int)getpgid(child),
-		    (int)agent, (int)pgid);
-		usleep(20 * 1000);
-	}
+	INTEG_WAIT(integ_pid_gone(child), WAIT_MS, 20, "the agent's child (pid %d, "
+	    "process group %d) is still running after kill; the agent was pid %d "
+	    "in process group %d", (int)child, (int)getpgid(child), (int)agent,
+	    (int)pgid);
 	bclient_free(bc);
 }
 END_TEST
@@ -1442,9 +1048,9 @@ holds_fd(pid_t pid, const char *path, bool sockets, char *buf, size_t len)
 START_TEST(agent_inherits_no_lcmd_fds_each_runtime)
 {
 	const char *rt = runtimes[_i];
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	char repo[512], proj[80], what[700], out[64];
-	struct sess s;
+	struct integ_session s;
 	pid_t agent;
 
 	new_project(bc, "repo", repo, sizeof(repo), proj, sizeof(proj));
@@ -1459,7 +1065,7 @@ START_TEST(agent_inherits_no_lcmd_fds_each_runtime)
 			"#{pid}", NULL };
 		pid_t server;
 
-		ck_assert_int_eq(run(argv, out, sizeof(out)), 0);
+		ck_assert_int_eq(integ_run(argv, out, sizeof(out), WAIT_MS), 0);
 		server = (pid_t)atoi(out);
 		ck_assert_int_gt(server, 1);
 		ck_assert_msg(!holds_fd(server, msglog, false, what, sizeof(what)),
@@ -1475,9 +1081,9 @@ END_TEST
 START_TEST(restore_each_runtime)
 {
 	const char *rt = runtimes[_i];
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	char repo[512], proj[80], want[1024];
-	struct sess s, k, r;
+	struct integ_session s, k, r;
 	pid_t first, second;
 
 	new_project(bc, "repo", repo, sizeof(repo), proj, sizeof(proj));
@@ -1507,7 +1113,7 @@ START_TEST(restore_each_runtime)
 	send_ok(bc, s.id, "after the restore");
 	wait_content(&r, "got.txt", "before the kill\nafter the restore\n");
 	/* Restoring a live session is refused. */
-	id_err(bc, "session.restore", s.id, RPC_INVALID_STATE);
+	integ_id_err(bc, "session.restore", s.id, RPC_INVALID_STATE);
 	bclient_free(bc);
 }
 END_TEST
@@ -1524,9 +1130,9 @@ START_TEST(ci_failed_nudge_each_runtime)
 	static const char *const tail = "src/frob.c:12: error: undefined "
 	    "reference to `frob'\ncollect2: error: ld returned 1 exit status";
 	const char *rt = runtimes[_i];
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	char repo[512], proj[80], msg[4096], want[4200];
-	struct sess s, v;
+	struct integ_session s, v;
 	bool delivered = false;
 
 	new_project(bc, "repo", repo, sizeof(repo), proj, sizeof(proj));
@@ -1550,7 +1156,7 @@ END_TEST
 
 START_TEST(project_add_not_git)
 {
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	struct rpc_error err;
 	struct rpc_buf b;
 	char path[512];
@@ -1558,9 +1164,10 @@ START_TEST(project_add_not_git)
 	snprintf(path, sizeof(path), "%s/plain", dir);
 	ck_assert_int_eq(mkdir(path, 0755), 0);
 	rpc_buf_init(&b);
-	rpc_pack_kv_str(&params(&b, 1)->pk, "path", path);
-	call_err(bc, "project.add", &b, &err);
-	assert_err(&err, "project.add", RPC_BAD_REQUEST, "not a git repository");
+	rpc_pack_kv_str(&integ_params(&b, 1)->pk, "path", path);
+	integ_call_err(bc, "project.add", &b, &err);
+	integ_assert_err(&err, "project.add", RPC_BAD_REQUEST,
+	    "not a git repository");
 	rpc_buf_free(&b);
 	bclient_free(bc);
 }
@@ -1569,7 +1176,7 @@ END_TEST
 /* A command that does not exist: the launch step fails, for either runtime. */
 START_TEST(spawn_missing_command)
 {
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	char repo[512], proj[80];
 	struct rpc_error err;
 	int i;
@@ -1580,7 +1187,7 @@ START_TEST(spawn_missing_command)
 			"a prompt", NULL };
 
 		spawn_err(bc, &o, &err);
-		assert_err(&err, "spawn /nonexistent/agent", RPC_BAD_REQUEST,
+		integ_assert_err(&err, "spawn /nonexistent/agent", RPC_BAD_REQUEST,
 		    "spawn failed at launch");
 		ck_assert_msg(strstr(err.message, "/nonexistent/agent") != NULL,
 		    "the error does not name the command: %s", err.message);
@@ -1599,13 +1206,13 @@ END_TEST
  */
 START_TEST(spawn_exec_fails)
 {
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	char repo[512], proj[80], bad[300], fifo[600];
 	struct rpc_error err;
 	struct spawn_opts o = { NULL, "process", NULL, NULL, NULL, NULL };
 
 	snprintf(bad, sizeof(bad), "%s/bad-interpreter.sh", dir);
-	write_script(bad, "#!/nonexistent/interpreter\n");
+	integ_write_file(bad, "#!/nonexistent/interpreter\n", 0755);
 	new_project(bc, "repo", repo, sizeof(repo), proj, sizeof(proj));
 	o.project = proj;
 	o.command = bad;
@@ -1623,7 +1230,7 @@ END_TEST
 /* A branch that is taken (the repository's own): the worktree step fails. */
 START_TEST(spawn_taken_branch)
 {
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	char repo[512], proj[80], head[64];
 	struct rpc_error err;
 	struct spawn_opts o = { NULL, NULL, NULL, NULL, NULL, "main" };
@@ -1631,13 +1238,14 @@ START_TEST(spawn_taken_branch)
 	new_project(bc, "repo", repo, sizeof(repo), proj, sizeof(proj));
 	o.project = proj;
 	spawn_err(bc, &o, &err);
-	assert_err(&err, "spawn on branch main", RPC_CONFLICT, "spawn failed at worktree");
+	integ_assert_err(&err, "spawn on branch main", RPC_CONFLICT,
+	    "spawn failed at worktree");
 	ck_assert_str_eq(err.extra_key, "session_id");
 	assert_nothing_left(bc, proj, repo, err.extra_val);
 	/* The repository's own branch is untouched. */
 	ck_assert(has_branch(repo, "main"));
-	ck_assert_int_eq(git(repo, head, sizeof(head), "rev-parse", "--abbrev-ref",
-	    "HEAD", NULL), 0);
+	ck_assert_int_eq(integ_git(repo, head, sizeof(head), "rev-parse",
+	    "--abbrev-ref", "HEAD", NULL), 0);
 	ck_assert_str_eq(head, "main\n");
 	bclient_free(bc);
 }
@@ -1646,7 +1254,7 @@ END_TEST
 /* A harness whose binary is not installed: bad_request naming it. */
 START_TEST(spawn_missing_harness)
 {
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	char repo[512], proj[80], buf[4096];
 	const char *path = getenv("PATH"), *p;
 	struct rpc_error err;
@@ -1666,7 +1274,7 @@ START_TEST(spawn_missing_harness)
 	new_project(bc, "repo", repo, sizeof(repo), proj, sizeof(proj));
 	o.project = proj;
 	spawn_err(bc, &o, &err);
-	assert_err(&err, "spawn claude-code", RPC_BAD_REQUEST, "claude");
+	integ_assert_err(&err, "spawn claude-code", RPC_BAD_REQUEST, "claude");
 	ck_assert_msg(strstr(err.message, "spawn failed at") != NULL,
 	    "the error does not name the step: %s", err.message);
 	ck_assert_str_eq(err.extra_key, "session_id");
@@ -1684,9 +1292,9 @@ END_TEST
  */
 START_TEST(restart_lcmd_keeps_agents)
 {
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	char repo[512], proj[80];
-	struct sess t, p, k;
+	struct integ_session t, p, k;
 	pid_t tagent, pagent;
 	int st, round;
 
@@ -1706,11 +1314,11 @@ START_TEST(restart_lcmd_keeps_agents)
 			    "lcmd did not exit cleanly on SIGTERM: %#x", st);
 		assert_runtime_alive(&t);
 		assert_runtime_alive(&p);
-		ck_assert(!pid_gone(tagent));
-		ck_assert(!pid_gone(pagent));
+		ck_assert(!integ_pid_gone(tagent));
+		ck_assert(!integ_pid_gone(pagent));
 
 		start_lcmd();
-		bc = lcmd_connect();
+		bc = integ_connect(lcmd_sock);
 		snprintf(line, sizeof(line), "after restart %d", round + 1);
 		send_ok(bc, t.id, line);
 		send_ok(bc, p.id, line);
@@ -1734,7 +1342,7 @@ END_TEST
 /* ---- 8. cleanup ---- */
 
 static void
-remove_agent_files(const struct sess *s)
+remove_agent_files(const struct integ_session *s)
 {
 	static const char *const files[] = { "env.txt", "pwd.txt", "starts.txt",
 		"got.txt", NULL };
@@ -1754,9 +1362,9 @@ remove_agent_files(const struct sess *s)
  */
 START_TEST(cleanup_keeps_dirty_removes_clean)
 {
-	struct bclient *bc = lcmd_connect();
+	struct bclient *bc = integ_connect(lcmd_sock);
 	char repo[512], proj[80], path[600];
-	struct sess a, b, c, g;
+	struct integ_session a, b, c, g;
 	pid_t aagent, bagent;
 
 	new_project(bc, "repo", repo, sizeof(repo), proj, sizeof(proj));
@@ -1794,9 +1402,9 @@ START_TEST(cleanup_keeps_dirty_removes_clean)
 	ck_assert_str_eq(g.reason, "manually_killed");
 
 	/* Committing a's work makes it clean: a second cleanup removes it. */
-	ck_assert_int_eq(git(a.workspace, NULL, 0, "add", "-A", NULL), 0);
-	ck_assert_int_eq(git(a.workspace, NULL, 0, "commit", "-q", "-m", "agent work",
-	    NULL), 0);
+	ck_assert_int_eq(integ_git(a.workspace, NULL, 0, "add", "-A", NULL), 0);
+	ck_assert_int_eq(integ_git(a.workspace, NULL, 0, "commit", "-q", "-m",
+	    "agent work", NULL), 0);
 	session_call(bc, "session.cleanup", a.id, &c);
 	ck_assert_str_eq(c.reason, "auto_cleanup");
 	ck_assert_msg(strncmp(c.worktree_note, "removed", 7) == 0,
@@ -1810,12 +1418,7 @@ END_TEST
 static TCase *
 tcase(Suite *s, const char *name, int timeout)
 {
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
+	return integ_tcase(s, name, timeout, setup, teardown, 0);
 }
 
 Suite *

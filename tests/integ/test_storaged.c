@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,6 +25,7 @@
 #include "common/log.h"
 #include "common/sock.h"
 #include "proto/bclient.h"
+#include "tests/lib/integ.h"
 #include "tests/lib/testlib.h"
 
 #define CALL_TIMEOUT_MS		5000
@@ -57,23 +57,6 @@ static const char *const notification_keys[] = { "id", "project_id",
 static const char *const event_keys[] = { "seq", "project_id", "session_id",
 	"type", "payload", "at", NULL };
 
-/* The last KiB of the daemons' log: the reason a start or call failed. */
-static const char *
-log_tail(void)
-{
-	static char buf[1024];
-	char *all = testlib_read_file(logpath);
-	size_t n;
-
-	if (all == NULL)
-		return "(no log)";
-	n = strlen(all);
-	snprintf(buf, sizeof(buf), "%s",
-	    all + (n >= sizeof(buf) ? n - (sizeof(buf) - 1) : 0));
-	free(all);
-	return buf;
-}
-
 static void
 setup(void)
 {
@@ -82,6 +65,8 @@ setup(void)
 	snprintf(dbpath, sizeof(dbpath), "%s/ao.db", dir);
 	snprintf(logpath, sizeof(logpath), "%s/storaged.log", dir);
 	srv = -1;
+	integ_configure(&(struct integ_conf){ .dir = dir, .log = logpath,
+	    .ready_ms = READY_TIMEOUT_MS, .call_ms = CALL_TIMEOUT_MS });
 }
 
 static void
@@ -92,55 +77,11 @@ teardown(void)
 	free(dir);
 }
 
-/*
- * Spawns bin/ao-storaged --data-dir <dir> with the NULL-terminated extra
- * flags, its stderr appended to logpath.  ready is as for testlib_spawn.
- */
-static pid_t
-spawn_storaged(const char *const extra[], int *ready)
-{
-	char *argv[16];
-	int n = 0, i, logfd, saved;
-	pid_t pid;
-
-	argv[n++] = (char *)testlib_bin("ao-storaged");
-	argv[n++] = "--data-dir";
-	argv[n++] = dir;
-	for (i = 0; extra != NULL && extra[i] != NULL && n < 13; i++)
-		argv[n++] = (char *)extra[i];
-	argv[n] = NULL;
-	logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	ck_assert_int_ne(logfd, -1);
-	/* The child inherits fd 2 only; saved must not leak into it. */
-	saved = fcntl(2, F_DUPFD_CLOEXEC, 3);
-	ck_assert_int_ne(saved, -1);
-	dup2(logfd, 2);
-	pid = testlib_spawn(argv, ready);
-	dup2(saved, 2);
-	close(saved);
-	close(logfd);
-	ck_assert_int_gt(pid, 0);
-	return pid;
-}
-
-/* Starts the daemon and waits for its readiness line. */
-static pid_t
-start_storaged(const char *const extra[])
-{
-	int ready;
-	pid_t pid = spawn_storaged(extra, &ready);
-
-	ck_assert_msg(testlib_wait_ready(ready, READY_TIMEOUT_MS) == 0,
-	    "ao-storaged not ready: %s", log_tail());
-	close(ready);
-	return pid;
-}
-
 /* Runs the daemon to its exit; returns the exit code (-1 if it did not exit). */
 static int
 run_to_exit(const char *const extra[])
 {
-	pid_t pid = spawn_storaged(extra, NULL);
+	pid_t pid = integ_spawn("ao-storaged", extra, NULL);
 	int st = testlib_wait(pid, READY_TIMEOUT_MS);
 
 	if (st == -1) {
@@ -150,135 +91,12 @@ run_to_exit(const char *const extra[])
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static struct bclient *
-connect_ok(void)
-{
-	char err[256];
-	struct bclient *bc = bclient_connect(sock, err, sizeof(err));
-
-	ck_assert_msg(bc != NULL, "connect %s: %s", sock, err);
-	return bc;
-}
-
-/* Starts b as a params map of n entries. */
-static struct rpc_buf *
-params(struct rpc_buf *b, uint32_t n)
-{
-	rpc_buf_reset(b);
-	msgpack_pack_map(&b->pk, n);
-	return b;
-}
-
-/* Calls method (b NULL: no params) and fails the test on an error. */
-static void
-call_ok(struct bclient *bc, const char *method, const struct rpc_buf *b,
-    struct bclient_msg *res)
-{
-	struct rpc_error err;
-
-	ck_assert_msg(bclient_call(bc, method, b != NULL ? b->sb.data : NULL,
-	    b != NULL ? b->sb.size : 0, CALL_TIMEOUT_MS, res, &err) == 0,
-	    "%s: %s: %s", method, rpc_code_name(err.code), err.message);
-}
-
-/* Calls a method that must fail; returns its error code, err has the rest. */
-static enum rpc_code
-call_err(struct bclient *bc, const char *method, const struct rpc_buf *b,
-    struct rpc_error *err)
-{
-	struct bclient_msg res;
-
-	if (bclient_call(bc, method, b != NULL ? b->sb.data : NULL,
-	    b != NULL ? b->sb.size : 0, CALL_TIMEOUT_MS, &res, err) == 0) {
-		bclient_msg_free(&res);
-		ck_abort_msg("%s succeeded; an error was expected", method);
-	}
-	return err->code;
-}
-
 /* Asserts a bad_request whose message names field. */
 static void
 expect_bad(struct bclient *bc, const char *method, const struct rpc_buf *b,
     const char *field)
 {
-	struct rpc_error err;
-	enum rpc_code code = call_err(bc, method, b, &err);
-
-	ck_assert_msg(code == RPC_BAD_REQUEST, "%s: %s (%s), expected bad_request",
-	    method, rpc_code_name(code), err.message);
-	ck_assert_msg(strstr(err.message, field) != NULL,
-	    "%s: error '%s' does not name '%s'", method, err.message, field);
-}
-
-static int64_t
-get_i64(const msgpack_object *map, const char *key)
-{
-	int64_t v = 0;
-
-	ck_assert_msg(rpc_obj_i64(rpc_map_get(map, key), &v) == 0,
-	    "'%s' is missing or not an integer", key);
-	return v;
-}
-
-/* The string at key, in buf (a shared static buffer when buf is NULL). */
-static const char *
-get_str(const msgpack_object *map, const char *key, char *buf, size_t len)
-{
-	static char own[256];
-
-	if (buf == NULL) {
-		buf = own;
-		len = sizeof(own);
-	}
-	ck_assert_msg(rpc_obj_str(rpc_map_get(map, key), buf, len) == 0,
-	    "'%s' is missing or not a string", key);
-	return buf;
-}
-
-static bool
-get_bool(const msgpack_object *map, const char *key)
-{
-	const msgpack_object *o = rpc_map_get(map, key);
-
-	ck_assert_msg(o != NULL && o->type == MSGPACK_OBJECT_BOOLEAN,
-	    "'%s' is missing or not a boolean", key);
-	return o->via.boolean;
-}
-
-static bool
-is_nil(const msgpack_object *map, const char *key)
-{
-	const msgpack_object *o = rpc_map_get(map, key);
-
-	ck_assert_msg(o != NULL, "'%s' is missing", key);
-	return o->type == MSGPACK_OBJECT_NIL;
-}
-
-/* Every key of the NULL-terminated list is in map (values may be nil). */
-static void
-assert_keys(const msgpack_object *map, const char *what, const char *const keys[])
-{
-	int i;
-
-	ck_assert_msg(map != NULL && map->type == MSGPACK_OBJECT_MAP,
-	    "%s: result is not a map", what);
-	for (i = 0; keys[i] != NULL; i++)
-		ck_assert_msg(rpc_map_get(map, keys[i]) != NULL,
-		    "%s: result has no '%s'", what, keys[i]);
-}
-
-/* The array at key; each element checked against keys when given. */
-static const msgpack_object_array *
-get_list(const msgpack_object *map, const char *key, const char *const keys[])
-{
-	const msgpack_object *o = rpc_map_get(map, key);
-	uint32_t i;
-
-	ck_assert_msg(o != NULL && o->type == MSGPACK_OBJECT_ARRAY,
-	    "'%s' is missing or not an array", key);
-	for (i = 0; keys != NULL && i < o->via.array.size; i++)
-		assert_keys(&o->via.array.ptr[i], key, keys);
-	return &o->via.array;
+	integ_expect_err(bc, method, b, RPC_BAD_REQUEST, field);
 }
 
 static void
@@ -290,10 +108,10 @@ add_project(struct bclient *bc, const char *id)
 
 	rpc_buf_init(&b);
 	snprintf(path, sizeof(path), "/srv/%s", id);
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", id);
 	rpc_pack_kv_str(&b.pk, "path", path);
-	call_ok(bc, "project.upsert", &b, &res);
+	integ_call_ok(bc, "project.upsert", &b, &res);
 	bclient_msg_free(&res);
 	rpc_buf_free(&b);
 }
@@ -306,10 +124,10 @@ add_session(struct bclient *bc, const char *project, char *id, size_t idlen)
 	struct bclient_msg res;
 
 	rpc_buf_init(&b);
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "project_id", project);
-	call_ok(bc, "session.create", &b, &res);
-	get_str(res.m.result, "id", id, idlen);
+	integ_call_ok(bc, "session.create", &b, &res);
+	integ_get_str(res.m.result, "id", id, idlen);
 	bclient_msg_free(&res);
 	rpc_buf_free(&b);
 }
@@ -321,71 +139,12 @@ log_head(struct bclient *bc, int64_t *oldest)
 	struct bclient_msg res;
 	int64_t head;
 
-	call_ok(bc, "changelog.head", NULL, &res);
-	head = get_i64(res.m.result, "head");
+	integ_call_ok(bc, "changelog.head", NULL, &res);
+	head = integ_get_i64(res.m.result, "head");
 	if (oldest != NULL)
-		*oldest = get_i64(res.m.result, "oldest");
+		*oldest = integ_get_i64(res.m.result, "oldest");
 	bclient_msg_free(&res);
 	return head;
-}
-
-static int64_t
-stat_of(struct bclient *bc, const char *key)
-{
-	struct bclient_msg res;
-	int64_t v;
-
-	call_ok(bc, "stats", NULL, &res);
-	v = get_i64(res.m.result, key);
-	bclient_msg_free(&res);
-	return v;
-}
-
-/* hello from a fresh connection: this daemon answers, as storaged. */
-static void
-assert_hello(void)
-{
-	struct bclient *bc = connect_ok();
-	struct bclient_msg res;
-
-	call_ok(bc, "hello", NULL, &res);
-	ck_assert_str_eq(get_str(res.m.result, "component", NULL, 0), "storaged");
-	ck_assert_int_eq(get_i64(res.m.result, "pid"), srv);
-	bclient_msg_free(&res);
-	bclient_free(bc);
-}
-
-/*
- * Reads a /proc file into buf (NUL-terminated); 0 or -1.  testlib_read_file
- * cannot: it sizes files by seeking, and /proc files say they are empty.
- */
-static int
-read_proc(const char *path, char *buf, size_t len)
-{
-	size_t off = 0;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd == -1)
-		return -1;
-	while (off + 1 < len && (n = read(fd, buf + off, len - 1 - off)) > 0)
-		off += (size_t)n;
-	buf[off] = '\0';
-	close(fd);
-	return off > 0 ? 0 : -1;
-}
-
-/* VmRSS of pid in KiB, or -1. */
-static int64_t
-rss_kib(pid_t pid)
-{
-	char path[64], buf[4096], *p;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if (read_proc(path, buf, sizeof(buf)) == -1 ||
-	    (p = strstr(buf, "VmRSS:")) == NULL)
-		return -1;
-	return strtoll(p + 6, NULL, 10);
 }
 
 /*
@@ -421,15 +180,8 @@ raw_close(struct raw *r)
 static void
 raw_send(struct raw *r, const void *buf, size_t n)
 {
-	size_t off;
-	ssize_t w;
-
-	for (off = 0; off < n; off += (size_t)w) {
-		w = write(r->fd, (const char *)buf + off, n - off);
-		if (w == -1 && errno == EINTR)
-			w = 0;
-		ck_assert_msg(w >= 0, "write: %s", strerror(errno));
-	}
+	ck_assert_msg(integ_write_all(r->fd, buf, n) == 0, "write: %s",
+	    strerror(errno));
 }
 
 /* One read(2) from fd into up's buffer; returns what read returned. */
@@ -503,22 +255,8 @@ static uint32_t
 raw_resp(struct raw *r, struct rpc_error *err, const msgpack_object **result)
 {
 	ck_assert_msg(raw_next(r, 10000) == 1, "no response from storaged: %s",
-	    log_tail());
+	    integ_log_tail());
 	return resp_of(&r->msg.data, err, result);
-}
-
-/* Appends the request [0, msgid, method, [params]] to out (b NULL: no params). */
-static void
-pack_request(struct rpc_buf *out, uint32_t msgid, const char *method,
-    const struct rpc_buf *b)
-{
-	rpc_pack_request_head(&out->pk, msgid, method);
-	if (b == NULL) {
-		msgpack_pack_array(&out->pk, 0);
-		return;
-	}
-	msgpack_pack_array(&out->pk, 1);
-	msgpack_sbuffer_write(&out->sb, b->sb.data, b->sb.size);
 }
 
 /* Packs an observation of url for session with 3 checks, the last with status3. */
@@ -529,7 +267,7 @@ pack_observation(struct rpc_buf *b, const char *session, const char *url,
 	static const char *const names[] = { "build", "test", "lint" };
 	int i;
 
-	params(b, 3);
+	integ_params(b, 3);
 	rpc_pack_kv_str(&b->pk, "session_id", session);
 	rpc_pack_str(&b->pk, "pr");
 	msgpack_pack_map(&b->pk, 3);
@@ -550,20 +288,7 @@ pack_observation(struct rpc_buf *b, const char *session, const char *url,
 static void
 expect_closed(const char *what, const void *bytes, size_t n)
 {
-	struct timeval tv = { 5, 0 };
-	char err[256], buf[64];
-	ssize_t r;
-	int fd = sock_connect_unix(sock, 0, err, sizeof(err));
-
-	ck_assert_msg(fd != -1, "connect: %s", err);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	ck_assert_int_eq(write(fd, bytes, n), (ssize_t)n);
-	/* A reset is a close too: the daemon left some of the bytes unread. */
-	r = read(fd, buf, sizeof(buf));
-	ck_assert_msg(r == 0 || (r == -1 && errno == ECONNRESET),
-	    "%s: read returned %zd (%s), expected EOF", what, r,
-	    r == -1 ? strerror(errno) : "data");
-	close(fd);
+	integ_expect_closed(sock, what, bytes, n, true);
 }
 
 /* The whole of a file, or NULL; *len gets its size. */
@@ -614,31 +339,30 @@ START_TEST(start_ready_hello)
 	char err[256], rundir[300];
 	int ready, fd;
 
-	srv = spawn_storaged(NULL, &ready);
-	ck_assert_msg(testlib_wait_ready(ready, READY_TIMEOUT_MS) == 0,
-	    "ao-storaged not ready: %s", log_tail());
-	close(ready);
+	srv = integ_spawn("ao-storaged", NULL, &ready);
+	integ_wait_ready("ao-storaged", ready);
 	fd = sock_connect_unix(sock, 0, err, sizeof(err));
 	ck_assert_msg(fd != -1, "connect right after the ready line: %s", err);
 	close(fd);
 
-	bc = connect_ok();
-	call_ok(bc, "hello", NULL, &res);
-	assert_keys(res.m.result, "hello", (const char *const[]){ "component",
+	bc = integ_connect(sock);
+	integ_call_ok(bc, "hello", NULL, &res);
+	integ_assert_keys(res.m.result, "hello", (const char *const[]){ "component",
 	    "version", "proto", "pid", NULL });
-	ck_assert_str_eq(get_str(res.m.result, "component", NULL, 0), "storaged");
-	ck_assert_int_eq(get_i64(res.m.result, "proto"), 1);
-	ck_assert_int_eq(get_i64(res.m.result, "pid"), srv);
-	ck_assert_str_ne(get_str(res.m.result, "version", NULL, 0), "");
+	ck_assert_str_eq(integ_get_str(res.m.result, "component", NULL, 0),
+	    "storaged");
+	ck_assert_int_eq(integ_get_i64(res.m.result, "proto"), 1);
+	ck_assert_int_eq(integ_get_i64(res.m.result, "pid"), srv);
+	ck_assert_str_ne(integ_get_str(res.m.result, "version", NULL, 0), "");
 	bclient_msg_free(&res);
-	call_ok(bc, "ping", NULL, &res);
+	integ_call_ok(bc, "ping", NULL, &res);
 	bclient_msg_free(&res);
 
-	call_ok(bc, "stats", NULL, &res);
-	assert_keys(res.m.result, "stats", (const char *const[]){ "connections",
-	    "commits", "writes", "head", "oldest", NULL });
-	ck_assert_int_eq(get_i64(res.m.result, "head"), 0);
-	ck_assert_int_ge(get_i64(res.m.result, "connections"), 1);
+	integ_call_ok(bc, "stats", NULL, &res);
+	integ_assert_keys(res.m.result, "stats", (const char *const[]){
+	    "connections", "commits", "writes", "head", "oldest", NULL });
+	ck_assert_int_eq(integ_get_i64(res.m.result, "head"), 0);
+	ck_assert_int_ge(integ_get_i64(res.m.result, "connections"), 1);
 	bclient_msg_free(&res);
 	bclient_free(bc);
 
@@ -670,76 +394,82 @@ START_TEST(every_method)
 	int64_t head;
 	uint32_t i;
 
-	srv = start_storaged(NULL);
-	bc = connect_ok();
+	srv = integ_start("ao-storaged", NULL);
+	bc = integ_connect(sock);
 	rpc_buf_init(&b);
 
-	params(&b, 4);
+	integ_params(&b, 4);
 	rpc_pack_kv_str(&b.pk, "id", "app");
 	rpc_pack_kv_str(&b.pk, "path", "/srv/app");
 	rpc_pack_kv_str(&b.pk, "origin_url", "https://example.com/app.git");
 	rpc_pack_kv_str(&b.pk, "display_name", "App");
-	call_ok(bc, "project.upsert", &b, &res);
-	assert_keys(res.m.result, "project.upsert", project_keys);
-	ck_assert_str_eq(get_str(res.m.result, "id", NULL, 0), "app");
-	ck_assert(is_nil(res.m.result, "archived_at"));
+	integ_call_ok(bc, "project.upsert", &b, &res);
+	integ_assert_keys(res.m.result, "project.upsert", project_keys);
+	ck_assert_str_eq(integ_get_str(res.m.result, "id", NULL, 0), "app");
+	ck_assert(integ_is_nil(res.m.result, "archived_at"));
 	bclient_msg_free(&res);
 
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "id", "app");
-	call_ok(bc, "project.get", &b, &res);
-	assert_keys(res.m.result, "project.get", project_keys);
-	ck_assert_str_eq(get_str(res.m.result, "path", NULL, 0), "/srv/app");
-	ck_assert_str_eq(get_str(res.m.result, "display_name", NULL, 0), "App");
+	integ_call_ok(bc, "project.get", &b, &res);
+	integ_assert_keys(res.m.result, "project.get", project_keys);
+	ck_assert_str_eq(integ_get_str(res.m.result, "path", NULL, 0), "/srv/app");
+	ck_assert_str_eq(integ_get_str(res.m.result, "display_name", NULL, 0),
+	    "App");
 	bclient_msg_free(&res);
 
-	call_ok(bc, "project.list", params(&b, 0), &res);
-	ck_assert_uint_eq(get_list(res.m.result, "projects", project_keys)->size, 1);
+	integ_call_ok(bc, "project.list", integ_params(&b, 0), &res);
+	ck_assert_uint_eq(integ_get_list(res.m.result, "projects",
+	    project_keys)->size, 1);
 	bclient_msg_free(&res);
 
-	params(&b, 6);
+	integ_params(&b, 6);
 	rpc_pack_kv_str(&b.pk, "project_id", "app");
 	rpc_pack_kv_str(&b.pk, "issue_id", "ISSUE-1");
 	rpc_pack_kv_str(&b.pk, "harness", "claude");
 	rpc_pack_kv_str(&b.pk, "runtime", "process");
 	rpc_pack_kv_str(&b.pk, "branch", "ao/app-1");
 	rpc_pack_kv_str(&b.pk, "prompt", "fix the build");
-	call_ok(bc, "session.create", &b, &res);
-	assert_keys(res.m.result, "session.create", session_keys);
-	ck_assert_str_eq(get_str(res.m.result, "id", NULL, 0), "app-1");
-	ck_assert_int_eq(get_i64(res.m.result, "num"), 1);
-	ck_assert_str_eq(get_str(res.m.result, "state", NULL, 0), "not_started");
-	ck_assert_str_eq(get_str(res.m.result, "kind", NULL, 0), "worker");
-	ck_assert_str_eq(get_str(res.m.result, "runtime", NULL, 0), "process");
-	ck_assert(!get_bool(res.m.result, "is_alive"));
-	ck_assert(is_nil(res.m.result, "termination_reason"));
+	integ_call_ok(bc, "session.create", &b, &res);
+	integ_assert_keys(res.m.result, "session.create", session_keys);
+	ck_assert_str_eq(integ_get_str(res.m.result, "id", NULL, 0), "app-1");
+	ck_assert_int_eq(integ_get_i64(res.m.result, "num"), 1);
+	ck_assert_str_eq(integ_get_str(res.m.result, "state", NULL, 0),
+	    "not_started");
+	ck_assert_str_eq(integ_get_str(res.m.result, "kind", NULL, 0), "worker");
+	ck_assert_str_eq(integ_get_str(res.m.result, "runtime", NULL, 0),
+	    "process");
+	ck_assert(!integ_get_bool(res.m.result, "is_alive"));
+	ck_assert(integ_is_nil(res.m.result, "termination_reason"));
 	bclient_msg_free(&res);
 
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "id", "app-1");
-	call_ok(bc, "session.get", &b, &res);
-	assert_keys(res.m.result, "session.get", session_keys);
-	ck_assert_str_eq(get_str(res.m.result, "prompt", NULL, 0), "fix the build");
+	integ_call_ok(bc, "session.get", &b, &res);
+	integ_assert_keys(res.m.result, "session.get", session_keys);
+	ck_assert_str_eq(integ_get_str(res.m.result, "prompt", NULL, 0),
+	    "fix the build");
 	bclient_msg_free(&res);
 
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "project_id", "app");
-	call_ok(bc, "session.list", &b, &res);
-	ck_assert_uint_eq(get_list(res.m.result, "sessions", session_keys)->size, 1);
+	integ_call_ok(bc, "session.list", &b, &res);
+	ck_assert_uint_eq(integ_get_list(res.m.result, "sessions",
+	    session_keys)->size, 1);
 	bclient_msg_free(&res);
 
-	params(&b, 4);
+	integ_params(&b, 4);
 	rpc_pack_kv_str(&b.pk, "id", "app-1");
 	rpc_pack_kv_str(&b.pk, "state", "working");
 	rpc_pack_kv_bool(&b.pk, "is_alive", true);
 	rpc_pack_kv_str(&b.pk, "activity_state", "active");
-	call_ok(bc, "session.update", &b, &res);
-	assert_keys(res.m.result, "session.update", session_keys);
-	ck_assert_str_eq(get_str(res.m.result, "state", NULL, 0), "working");
-	ck_assert(get_bool(res.m.result, "is_alive"));
+	integ_call_ok(bc, "session.update", &b, &res);
+	integ_assert_keys(res.m.result, "session.update", session_keys);
+	ck_assert_str_eq(integ_get_str(res.m.result, "state", NULL, 0), "working");
+	ck_assert(integ_get_bool(res.m.result, "is_alive"));
 	bclient_msg_free(&res);
 
-	params(&b, 4);
+	integ_params(&b, 4);
 	rpc_pack_kv_str(&b.pk, "session_id", "app-1");
 	rpc_pack_str(&b.pk, "pr");
 	msgpack_pack_map(&b.pk, 3);
@@ -762,43 +492,47 @@ START_TEST(every_method)
 	rpc_pack_kv_i64(&b.pk, "line", 3);
 	rpc_pack_kv_str(&b.pk, "body", "nit");
 	rpc_pack_kv_bool(&b.pk, "resolved", false);
-	call_ok(bc, "pr.write_observation", &b, &res);
-	assert_keys(res.m.result, "pr.write_observation", pr_keys);
+	integ_call_ok(bc, "pr.write_observation", &b, &res);
+	integ_assert_keys(res.m.result, "pr.write_observation", pr_keys);
 	/* Omitted PR enums default to open/none/unknown. */
-	ck_assert_str_eq(get_str(res.m.result, "state", NULL, 0), "open");
-	ck_assert_str_eq(get_str(res.m.result, "review_decision", NULL, 0), "none");
-	ck_assert_str_eq(get_str(res.m.result, "mergeability", NULL, 0), "unknown");
-	ck_assert_str_eq(get_str(res.m.result, "ci_state", NULL, 0), "failing");
+	ck_assert_str_eq(integ_get_str(res.m.result, "state", NULL, 0), "open");
+	ck_assert_str_eq(integ_get_str(res.m.result, "review_decision", NULL, 0),
+	    "none");
+	ck_assert_str_eq(integ_get_str(res.m.result, "mergeability", NULL, 0),
+	    "unknown");
+	ck_assert_str_eq(integ_get_str(res.m.result, "ci_state", NULL, 0),
+	    "failing");
 	bclient_msg_free(&res);
 
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "session_id", "app-1");
-	call_ok(bc, "pr.list", &b, &res);
-	ck_assert_uint_eq(get_list(res.m.result, "prs", pr_keys)->size, 1);
+	integ_call_ok(bc, "pr.list", &b, &res);
+	ck_assert_uint_eq(integ_get_list(res.m.result, "prs", pr_keys)->size, 1);
 	bclient_msg_free(&res);
 
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "url", url);
-	call_ok(bc, "pr.get", &b, &res);
-	assert_keys(res.m.result, "pr.get", pr_keys);
-	ck_assert_int_eq(get_i64(res.m.result, "number"), 7);
+	integ_call_ok(bc, "pr.get", &b, &res);
+	integ_assert_keys(res.m.result, "pr.get", pr_keys);
+	ck_assert_int_eq(integ_get_i64(res.m.result, "number"), 7);
 	bclient_msg_free(&res);
 
-	call_ok(bc, "pr.checks", &b, &res);
-	a = get_list(res.m.result, "checks", check_keys);
+	integ_call_ok(bc, "pr.checks", &b, &res);
+	a = integ_get_list(res.m.result, "checks", check_keys);
 	ck_assert_uint_eq(a->size, 1);
-	ck_assert_str_eq(get_str(&a->ptr[0], "status", NULL, 0), "failed");
-	ck_assert_str_eq(get_str(&a->ptr[0], "log_tail", NULL, 0), "error: boom");
+	ck_assert_str_eq(integ_get_str(&a->ptr[0], "status", NULL, 0), "failed");
+	ck_assert_str_eq(integ_get_str(&a->ptr[0], "log_tail", NULL, 0),
+	    "error: boom");
 	bclient_msg_free(&res);
 
-	call_ok(bc, "pr.comments", &b, &res);
-	a = get_list(res.m.result, "comments", comment_keys);
+	integ_call_ok(bc, "pr.comments", &b, &res);
+	a = integ_get_list(res.m.result, "comments", comment_keys);
 	ck_assert_uint_eq(a->size, 1);
-	ck_assert_str_eq(get_str(&a->ptr[0], "comment_id", NULL, 0), "101");
-	ck_assert(!get_bool(&a->ptr[0], "resolved"));
+	ck_assert_str_eq(integ_get_str(&a->ptr[0], "comment_id", NULL, 0), "101");
+	ck_assert(!integ_get_bool(&a->ptr[0], "resolved"));
 	bclient_msg_free(&res);
 
-	params(&b, 7);
+	integ_params(&b, 7);
 	rpc_pack_kv_str(&b.pk, "session_id", "app-1");
 	rpc_pack_kv_str(&b.pk, "reaction", "ci-failed");
 	rpc_pack_kv_i64(&b.pk, "attempts", 1);
@@ -806,87 +540,88 @@ START_TEST(every_method)
 	rpc_pack_kv_i64(&b.pk, "last_at", 2000);
 	rpc_pack_kv_str(&b.pk, "signature", "c1");
 	rpc_pack_kv_bool(&b.pk, "escalated", false);
-	call_ok(bc, "reaction.put", &b, &res);
-	assert_keys(res.m.result, "reaction.put", tracker_keys);
-	ck_assert_int_eq(get_i64(res.m.result, "attempts"), 1);
+	integ_call_ok(bc, "reaction.put", &b, &res);
+	integ_assert_keys(res.m.result, "reaction.put", tracker_keys);
+	ck_assert_int_eq(integ_get_i64(res.m.result, "attempts"), 1);
 	bclient_msg_free(&res);
 
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "session_id", "app-1");
-	call_ok(bc, "reaction.get", &b, &res);
-	a = get_list(res.m.result, "trackers", tracker_keys);
+	integ_call_ok(bc, "reaction.get", &b, &res);
+	a = integ_get_list(res.m.result, "trackers", tracker_keys);
 	ck_assert_uint_eq(a->size, 1);
-	ck_assert_str_eq(get_str(&a->ptr[0], "signature", NULL, 0), "c1");
+	ck_assert_str_eq(integ_get_str(&a->ptr[0], "signature", NULL, 0), "c1");
 	bclient_msg_free(&res);
 
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "session_id", "app-1");
 	rpc_pack_kv_str(&b.pk, "reaction", "ci-failed");
-	call_ok(bc, "reaction.clear", &b, &res);
-	ck_assert_int_eq(get_i64(res.m.result, "cleared"), 1);
+	integ_call_ok(bc, "reaction.clear", &b, &res);
+	ck_assert_int_eq(integ_get_i64(res.m.result, "cleared"), 1);
 	bclient_msg_free(&res);
 
-	params(&b, 4);
+	integ_params(&b, 4);
 	rpc_pack_kv_str(&b.pk, "session_id", "app-1");
 	rpc_pack_kv_str(&b.pk, "priority", "urgent");
 	rpc_pack_kv_str(&b.pk, "reaction", "ci-failed");
 	rpc_pack_kv_str(&b.pk, "message", "CI failed three times");
-	call_ok(bc, "notification.add", &b, &res);
-	assert_keys(res.m.result, "notification.add", notification_keys);
+	integ_call_ok(bc, "notification.add", &b, &res);
+	integ_assert_keys(res.m.result, "notification.add", notification_keys);
 	/* The project is taken from the session. */
-	ck_assert_str_eq(get_str(res.m.result, "project_id", NULL, 0), "app");
+	ck_assert_str_eq(integ_get_str(res.m.result, "project_id", NULL, 0), "app");
 	bclient_msg_free(&res);
 
-	call_ok(bc, "notification.list", params(&b, 0), &res);
-	ck_assert_uint_eq(get_list(res.m.result, "notifications",
+	integ_call_ok(bc, "notification.list", integ_params(&b, 0), &res);
+	ck_assert_uint_eq(integ_get_list(res.m.result, "notifications",
 	    notification_keys)->size, 1);
 	bclient_msg_free(&res);
 
-	call_ok(bc, "changelog.head", params(&b, 0), &res);
-	head = get_i64(res.m.result, "head");
+	integ_call_ok(bc, "changelog.head", integ_params(&b, 0), &res);
+	head = integ_get_i64(res.m.result, "head");
 	ck_assert_int_eq(head, 6);
-	ck_assert_int_eq(get_i64(res.m.result, "oldest"), 1);
+	ck_assert_int_eq(integ_get_i64(res.m.result, "oldest"), 1);
 	bclient_msg_free(&res);
 
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_i64(&b.pk, "after", 0);
-	call_ok(bc, "changelog.read", &b, &res);
-	ck_assert_int_eq(get_i64(res.m.result, "head"), head);
-	a = get_list(res.m.result, "events", event_keys);
+	integ_call_ok(bc, "changelog.read", &b, &res);
+	ck_assert_int_eq(integ_get_i64(res.m.result, "head"), head);
+	a = integ_get_list(res.m.result, "events", event_keys);
 	ck_assert_uint_eq(a->size, 6);
 	for (i = 0; i < a->size; i++) {
 		r = &a->ptr[i];
-		ck_assert_int_eq(get_i64(r, "seq"), i + 1);
-		ck_assert_str_eq(get_str(r, "type", NULL, 0), want_types[i]);
+		ck_assert_int_eq(integ_get_i64(r, "seq"), i + 1);
+		ck_assert_str_eq(integ_get_str(r, "type", NULL, 0), want_types[i]);
 		pl = rpc_map_get(r, "payload");
 		ck_assert_msg(pl != NULL && pl->type == MSGPACK_OBJECT_MAP,
 		    "event %u: the payload is not a map", i + 1);
 	}
 	/* A session event's payload, per DESIGN.md §4. */
 	pl = rpc_map_get(&a->ptr[2], "payload");
-	assert_keys(pl, "session_updated payload", (const char *const[]){ "id",
-	    "state", "termination_reason", "is_alive", "activity_state", NULL });
-	ck_assert_str_eq(get_str(pl, "state", NULL, 0), "working");
-	ck_assert(get_bool(pl, "is_alive"));
+	integ_assert_keys(pl, "session_updated payload", (const char *const[]){
+	    "id", "state", "termination_reason", "is_alive", "activity_state",
+	    NULL });
+	ck_assert_str_eq(integ_get_str(pl, "state", NULL, 0), "working");
+	ck_assert(integ_get_bool(pl, "is_alive"));
 	bclient_msg_free(&res);
 
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "name", "cdcd");
 	rpc_pack_kv_i64(&b.pk, "seq", head);
-	call_ok(bc, "consumer.commit", &b, &res);
-	ck_assert_int_eq(get_i64(res.m.result, "seq"), head);
+	integ_call_ok(bc, "consumer.commit", &b, &res);
+	ck_assert_int_eq(integ_get_i64(res.m.result, "seq"), head);
 	bclient_msg_free(&res);
 
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "name", "cdcd");
-	call_ok(bc, "consumer.get", &b, &res);
-	assert_keys(res.m.result, "consumer.get", (const char *const[]){ "name",
-	    "seq", "updated_at", NULL });
-	ck_assert_int_eq(get_i64(res.m.result, "seq"), head);
+	integ_call_ok(bc, "consumer.get", &b, &res);
+	integ_assert_keys(res.m.result, "consumer.get", (const char *const[]){
+	    "name", "seq", "updated_at", NULL });
+	ck_assert_int_eq(integ_get_i64(res.m.result, "seq"), head);
 	bclient_msg_free(&res);
 
 	/* session.apply: lcmd's one-step update → {session, notifications}. */
-	params(&b, 4);
+	integ_params(&b, 4);
 	rpc_pack_kv_str(&b.pk, "id", "app-1");
 	rpc_pack_str(&b.pk, "update");
 	msgpack_pack_map(&b.pk, 1);
@@ -901,38 +636,39 @@ START_TEST(every_method)
 	msgpack_pack_map(&b.pk, 2);
 	rpc_pack_kv_str(&b.pk, "priority", "info");
 	rpc_pack_kv_str(&b.pk, "message", "the agent is idle");
-	call_ok(bc, "session.apply", &b, &res);
+	integ_call_ok(bc, "session.apply", &b, &res);
 	r = rpc_map_get(res.m.result, "session");
-	assert_keys(r, "session.apply session", session_keys);
-	ck_assert_str_eq(get_str(r, "state", NULL, 0), "idle");
-	ck_assert_uint_eq(get_list(res.m.result, "notifications",
+	integ_assert_keys(r, "session.apply session", session_keys);
+	ck_assert_str_eq(integ_get_str(r, "state", NULL, 0), "idle");
+	ck_assert_uint_eq(integ_get_list(res.m.result, "notifications",
 	    notification_keys)->size, 1);
 	bclient_msg_free(&res);
 
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "id", "app");
-	call_ok(bc, "project.archive", &b, &res);
-	assert_keys(res.m.result, "project.archive", project_keys);
-	ck_assert(!is_nil(res.m.result, "archived_at"));
+	integ_call_ok(bc, "project.archive", &b, &res);
+	integ_assert_keys(res.m.result, "project.archive", project_keys);
+	ck_assert(!integ_is_nil(res.m.result, "archived_at"));
 	bclient_msg_free(&res);
-	call_ok(bc, "project.list", params(&b, 0), &res);
-	ck_assert_uint_eq(get_list(res.m.result, "projects", NULL)->size, 0);
+	integ_call_ok(bc, "project.list", integ_params(&b, 0), &res);
+	ck_assert_uint_eq(integ_get_list(res.m.result, "projects", NULL)->size, 0);
 	bclient_msg_free(&res);
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_bool(&b.pk, "include_archived", true);
-	call_ok(bc, "project.list", &b, &res);
-	ck_assert_uint_eq(get_list(res.m.result, "projects", NULL)->size, 1);
+	integ_call_ok(bc, "project.list", &b, &res);
+	ck_assert_uint_eq(integ_get_list(res.m.result, "projects", NULL)->size, 1);
 	bclient_msg_free(&res);
 
 	add_project(bc, "scratch");
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "id", "scratch");
-	call_ok(bc, "project.delete", &b, &res);
+	integ_call_ok(bc, "project.delete", &b, &res);
 	bclient_msg_free(&res);
-	ck_assert_int_eq(call_err(bc, "project.get", &b, &err), RPC_NOT_FOUND);
+	ck_assert_int_eq(integ_call_err(bc, "project.get", &b, &err),
+	    RPC_NOT_FOUND);
 
-	call_ok(bc, "watch", params(&b, 0), &res);
-	ck_assert_int_eq(get_i64(res.m.result, "head"), log_head(bc, NULL));
+	integ_call_ok(bc, "watch", integ_params(&b, 0), &res);
+	ck_assert_int_eq(integ_get_i64(res.m.result, "head"), log_head(bc, NULL));
 	bclient_msg_free(&res);
 
 	rpc_buf_free(&b);
@@ -954,14 +690,14 @@ START_TEST(watch_committed)
 	char id[64];
 	int64_t head;
 
-	srv = start_storaged(NULL);
-	watcher = connect_ok();
-	bc = connect_ok();
+	srv = integ_start("ao-storaged", NULL);
+	watcher = integ_connect(sock);
+	bc = integ_connect(sock);
 	rpc_buf_init(&b);
 	add_project(bc, "app");
 
-	call_ok(watcher, "watch", NULL, &res);
-	ck_assert_int_eq(get_i64(res.m.result, "head"), 1);
+	integ_call_ok(watcher, "watch", NULL, &res);
+	ck_assert_int_eq(integ_get_i64(res.m.result, "head"), 1);
 	bclient_msg_free(&res);
 
 	add_session(bc, "app", id, sizeof(id));
@@ -970,35 +706,36 @@ START_TEST(watch_committed)
 	ck_assert_msg(bclient_next(watcher, 2000, &n, &err) == 1,
 	    "no committed notification: %s", err.message);
 	ck_assert_str_eq(n.m.method, "committed");
-	ck_assert_int_eq(get_i64(n.m.params, "head"), head);
+	ck_assert_int_eq(integ_get_i64(n.m.params, "head"), head);
 	bclient_msg_free(&n);
 
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", id);
 	rpc_pack_kv_str(&b.pk, "branch", "feature/x");
-	call_ok(bc, "session.update", &b, &res);
+	integ_call_ok(bc, "session.update", &b, &res);
 	bclient_msg_free(&res);
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", id);
 	rpc_pack_kv_str(&b.pk, "state", "not_started");
-	call_ok(bc, "session.update", &b, &res);
+	integ_call_ok(bc, "session.update", &b, &res);
 	bclient_msg_free(&res);
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", id);
 	rpc_pack_kv_str(&b.pk, "state", "bogus");
-	ck_assert_int_eq(call_err(bc, "session.update", &b, &err), RPC_BAD_REQUEST);
+	ck_assert_int_eq(integ_call_err(bc, "session.update", &b, &err),
+	    RPC_BAD_REQUEST);
 	ck_assert_int_eq(log_head(bc, NULL), head);
 	ck_assert_msg(bclient_next(watcher, 300, &n, &err) == 0,
 	    "a committed notification for a write that changed nothing watched");
 
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", id);
 	rpc_pack_kv_str(&b.pk, "state", "working");
-	call_ok(bc, "session.update", &b, &res);
+	integ_call_ok(bc, "session.update", &b, &res);
 	bclient_msg_free(&res);
 	ck_assert_int_eq(bclient_next(watcher, 2000, &n, &err), 1);
 	ck_assert_str_eq(n.m.method, "committed");
-	ck_assert_int_eq(get_i64(n.m.params, "head"), head + 1);
+	ck_assert_int_eq(integ_get_i64(n.m.params, "head"), head + 1);
 	bclient_msg_free(&n);
 
 	rpc_buf_free(&b);
@@ -1024,8 +761,8 @@ START_TEST(read_your_writes)
 	uint32_t msgid;
 	int round, k;
 
-	srv = start_storaged(NULL);
-	bc = connect_ok();
+	srv = integ_start("ao-storaged", NULL);
+	bc = integ_connect(sock);
 	add_project(bc, "app");
 	add_session(bc, "app", id, sizeof(id));
 	rpc_buf_init(&b);
@@ -1035,13 +772,13 @@ START_TEST(read_your_writes)
 		const char *want = states[round % 2];
 
 		rpc_buf_reset(&out);
-		params(&b, 2);
+		integ_params(&b, 2);
 		rpc_pack_kv_str(&b.pk, "id", id);
 		rpc_pack_kv_str(&b.pk, "state", want);
-		pack_request(&out, 2 * round + 1, "session.update", &b);
-		params(&b, 1);
+		integ_pack_request(&out, 2 * round + 1, "session.update", &b);
+		integ_params(&b, 1);
 		rpc_pack_kv_str(&b.pk, "id", id);
-		pack_request(&out, 2 * round + 2, "session.get", &b);
+		integ_pack_request(&out, 2 * round + 2, "session.get", &b);
 		raw_send(&r, out.sb.data, out.sb.size);
 		for (k = 0; k < 2; k++) {
 			msgid = raw_resp(&r, &err, &result);
@@ -1049,7 +786,8 @@ START_TEST(read_your_writes)
 			    err.message);
 			ck_assert_msg(msgid == (uint32_t)(2 * round + 1 + k),
 			    "answered out of order: msgid %u", msgid);
-			ck_assert_str_eq(get_str(result, "state", NULL, 0), want);
+			ck_assert_str_eq(integ_get_str(result, "state", NULL, 0),
+			    want);
 		}
 	}
 	raw_close(&r);
@@ -1077,19 +815,19 @@ START_TEST(concurrent_creates)
 	char id[64];
 	int c, i, num;
 
-	srv = start_storaged(NULL);
-	bc = connect_ok();
+	srv = integ_start("ao-storaged", NULL);
+	bc = integ_connect(sock);
 	add_project(bc, "app");
 	rpc_buf_init(&b);
 	rpc_buf_init(&out);
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "project_id", "app");
 	for (c = 0; c < NCONN; c++)
 		raw_open(&r[c]);
 	for (c = 0; c < NCONN; c++) {
 		rpc_buf_reset(&out);
 		for (i = 1; i <= PER; i++)
-			pack_request(&out, i, "session.create", &b);
+			integ_pack_request(&out, i, "session.create", &b);
 		raw_send(&r[c], out.sb.data, out.sb.size);
 	}
 	for (c = 0; c < NCONN; c++) {
@@ -1100,22 +838,23 @@ START_TEST(concurrent_creates)
 			    msgid, rpc_code_name(err.code), err.message);
 			ck_assert(msgid >= 1 && msgid <= PER && !got[msgid]);
 			got[msgid] = true;
-			get_str(result, "id", id, sizeof(id));
+			integ_get_str(result, "id", id, sizeof(id));
 			ck_assert_msg(sscanf(id, "app-%d", &num) == 1 && num >= 1 &&
 			    num <= TOTAL, "unexpected id '%s'", id);
 			ck_assert_msg(!seen[num], "id %s assigned twice", id);
 			seen[num] = true;
-			ck_assert_int_eq(get_i64(result, "num"), num);
+			ck_assert_int_eq(integ_get_i64(result, "num"), num);
 		}
 		raw_close(&r[c]);
 	}
 	for (i = 1; i <= TOTAL; i++)
 		ck_assert_msg(seen[i], "app-%d never assigned", i);
 
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "project_id", "app");
-	call_ok(bc, "session.list", &b, &res);
-	ck_assert_uint_eq(get_list(res.m.result, "sessions", NULL)->size, TOTAL);
+	integ_call_ok(bc, "session.list", &b, &res);
+	ck_assert_uint_eq(integ_get_list(res.m.result, "sessions", NULL)->size,
+	    TOTAL);
 	bclient_msg_free(&res);
 	ck_assert_int_eq(log_head(bc, NULL), 1 + TOTAL);
 	rpc_buf_free(&out);
@@ -1143,21 +882,21 @@ START_TEST(group_commit_isolation)
 	uint32_t msgid;
 	int i;
 
-	srv = start_storaged(NULL);
-	bc = connect_ok();
+	srv = integ_start("ao-storaged", NULL);
+	bc = integ_connect(sock);
 	add_project(bc, "app");
-	commits0 = stat_of(bc, "commits");
+	commits0 = integ_stat(bc, NULL, "commits");
 	rpc_buf_init(&b);
 	rpc_buf_init(&out);
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "project_id", "app");
-	pack_request(&out, 1, "session.create", &b);
+	integ_pack_request(&out, 1, "session.create", &b);
 	/* app-1 is created by request 1 of the same batch. */
 	pack_observation(&b, "app-1", url, 1, "c1", "bogus");
-	pack_request(&out, 2, "pr.write_observation", &b);
-	params(&b, 1);
+	integ_pack_request(&out, 2, "pr.write_observation", &b);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "project_id", "app");
-	pack_request(&out, 3, "session.create", &b);
+	integ_pack_request(&out, 3, "session.create", &b);
 	raw_open(&r);
 	raw_send(&r, out.sb.data, out.sb.size);
 	memset(ids, 0, sizeof(ids));
@@ -1166,7 +905,7 @@ START_TEST(group_commit_isolation)
 		ck_assert(msgid >= 1 && msgid <= 3);
 		e[msgid] = err;
 		if (err.code == RPC_OK && msgid != 2)
-			get_str(result, "id", ids[msgid], sizeof(ids[msgid]));
+			integ_get_str(result, "id", ids[msgid], sizeof(ids[msgid]));
 	}
 	raw_close(&r);
 	ck_assert_msg(e[1].code == RPC_OK, "create 1: %s", e[1].message);
@@ -1178,16 +917,16 @@ START_TEST(group_commit_isolation)
 	ck_assert_msg(strstr(e[2].message, "checks[2]") != NULL,
 	    "the error does not name checks[2]: %s", e[2].message);
 	/* One write of three requests: one group commit. */
-	ck_assert_int_eq(stat_of(bc, "commits"), commits0 + 1);
+	ck_assert_int_eq(integ_stat(bc, NULL, "commits"), commits0 + 1);
 
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "url", url);
-	ck_assert_int_eq(call_err(bc, "pr.get", &b, &err), RPC_NOT_FOUND);
-	ck_assert_int_eq(call_err(bc, "pr.checks", &b, &err), RPC_NOT_FOUND);
-	params(&b, 1);
+	ck_assert_int_eq(integ_call_err(bc, "pr.get", &b, &err), RPC_NOT_FOUND);
+	ck_assert_int_eq(integ_call_err(bc, "pr.checks", &b, &err), RPC_NOT_FOUND);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "session_id", "app-1");
-	call_ok(bc, "pr.list", &b, &res);
-	ck_assert_uint_eq(get_list(res.m.result, "prs", NULL)->size, 0);
+	integ_call_ok(bc, "pr.list", &b, &res);
+	ck_assert_uint_eq(integ_get_list(res.m.result, "prs", NULL)->size, 0);
 	bclient_msg_free(&res);
 	/* project_added and two session_created; nothing of the PR. */
 	ck_assert_int_eq(log_head(bc, NULL), 3);
@@ -1218,14 +957,14 @@ START_TEST(hostile_bytes)
 	char id[64];
 	int64_t rss0, head;
 
-	srv = start_storaged(NULL);
-	bc = connect_ok();
+	srv = integ_start("ao-storaged", NULL);
+	bc = integ_connect(sock);
 	add_project(bc, "app");
 	add_session(bc, "app", id, sizeof(id));
 	head = log_head(bc, NULL);
 	bclient_free(bc);
-	idle = connect_ok();
-	rss0 = rss_kib(srv);
+	idle = integ_connect(sock);
+	rss0 = integ_rss_kib(srv);
 
 	memset(deep, 0x91, sizeof(deep) - 1);	/* [[[[...[]...]]]] 40 deep */
 	deep[sizeof(deep) - 1] = 0x90;
@@ -1238,21 +977,21 @@ START_TEST(hostile_bytes)
 	expect_closed("a bare map", bare_map, sizeof(bare_map));
 	expect_closed("a bare integer", bare_int, sizeof(bare_int));
 
-	assert_hello();
-	call_ok(idle, "ping", NULL, &res);
+	integ_assert_hello_at(sock, "storaged", srv);
+	integ_call_ok(idle, "ping", NULL, &res);
 	bclient_msg_free(&res);
 	rpc_buf_init(&b);
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "id", id);
-	call_ok(idle, "session.get", &b, &res);
-	ck_assert_str_eq(get_str(res.m.result, "project_id", NULL, 0), "app");
+	integ_call_ok(idle, "session.get", &b, &res);
+	ck_assert_str_eq(integ_get_str(res.m.result, "project_id", NULL, 0), "app");
 	bclient_msg_free(&res);
 	ck_assert_int_eq(log_head(idle, NULL), head);
 	rpc_buf_free(&b);
 	ck_assert_int_gt(rss0, 0);
-	ck_assert_msg(rss_kib(srv) - rss0 < 16 * 1024,
+	ck_assert_msg(integ_rss_kib(srv) - rss0 < 16 * 1024,
 	    "RSS grew from %lld to %lld KiB", (long long)rss0,
-	    (long long)rss_kib(srv));
+	    (long long)integ_rss_kib(srv));
 	bclient_free(idle);
 }
 END_TEST
@@ -1268,7 +1007,7 @@ START_TEST(oversized_request)
 	ssize_t w;
 	int fd;
 
-	srv = start_storaged(NULL);
+	srv = integ_start("ao-storaged", NULL);
 	big = malloc(n + 64);
 	ck_assert_ptr_nonnull(big);
 	memset(big, 'x', n + 64);
@@ -1290,9 +1029,9 @@ START_TEST(oversized_request)
 			break;
 	close(fd);
 	free(big);
-	assert_hello();
-	bc = connect_ok();
-	ck_assert_int_eq(stat_of(bc, "connections"), 1);
+	integ_assert_hello_at(sock, "storaged", srv);
+	bc = integ_connect(sock);
+	ck_assert_int_eq(integ_stat(bc, NULL, "connections"), 1);
 	ck_assert_int_eq(log_head(bc, NULL), 0);
 	bclient_free(bc);
 }
@@ -1315,8 +1054,8 @@ START_TEST(bad_requests)
 	char id[64];
 	int64_t head;
 
-	srv = start_storaged(NULL);
-	bc = connect_ok();
+	srv = integ_start("ao-storaged", NULL);
+	bc = integ_connect(sock);
 	add_project(bc, "app");
 	add_session(bc, "app", id, sizeof(id));
 	head = log_head(bc, NULL);
@@ -1330,51 +1069,51 @@ START_TEST(bad_requests)
 	raw_send(&r, params_int, sizeof(params_int));	/* params [5] */
 	ck_assert_uint_eq(raw_resp(&r, &err, NULL), 9);
 	ck_assert_int_eq(err.code, RPC_BAD_REQUEST);
-	pack_request(&out, 10, "ping", NULL);
+	integ_pack_request(&out, 10, "ping", NULL);
 	raw_send(&r, out.sb.data, out.sb.size);
 	ck_assert_uint_eq(raw_resp(&r, &err, NULL), 10);
 	ck_assert_int_eq(err.code, RPC_OK);
 	raw_close(&r);
 
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_i64(&b.pk, "id", 5);
 	expect_bad(bc, "session.get", &b, "id");
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", id);
 	rpc_pack_kv_i64(&b.pk, "bogus", 1);
 	expect_bad(bc, "session.get", &b, "bogus");
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", "x");
 	rpc_pack_kv_i64(&b.pk, "path", 5);
 	expect_bad(bc, "project.upsert", &b, "path");
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", "x");
 	rpc_pack_str(&b.pk, "path");
 	rpc_pack_strn(&b.pk, "/srv/\xff\xfe", 7);
 	expect_bad(bc, "project.upsert", &b, "path");
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_i64(&b.pk, "include_archived", 1);
 	expect_bad(bc, "project.list", &b, "include_archived");
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", id);
 	rpc_pack_kv_i64(&b.pk, "state", 7);
 	expect_bad(bc, "session.update", &b, "state");
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", id);
 	rpc_pack_kv_str(&b.pk, "is_alive", "yes");
 	expect_bad(bc, "session.update", &b, "is_alive");
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", id);
 	rpc_pack_kv_str(&b.pk, "activity_at", "now");
 	expect_bad(bc, "session.update", &b, "activity_at");
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "session_id", id);
 	rpc_pack_str(&b.pk, "pr");
 	msgpack_pack_map(&b.pk, 2);
 	rpc_pack_kv_str(&b.pk, "url", "https://example.com/p/1");
 	rpc_pack_kv_str(&b.pk, "number", "seven");
 	expect_bad(bc, "pr.write_observation", &b, "pr.number");
-	params(&b, 3);
+	integ_params(&b, 3);
 	rpc_pack_kv_str(&b.pk, "session_id", id);
 	rpc_pack_str(&b.pk, "pr");
 	msgpack_pack_map(&b.pk, 2);
@@ -1387,17 +1126,17 @@ START_TEST(bad_requests)
 	rpc_pack_kv_str(&b.pk, "commit_hash", "c1");
 	rpc_pack_kv_i64(&b.pk, "status", 3);
 	expect_bad(bc, "pr.write_observation", &b, "checks[0].status");
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "after", "zero");
 	expect_bad(bc, "changelog.read", &b, "after");
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "name", "c");
 	rpc_pack_kv_str(&b.pk, "seq", "1");
 	expect_bad(bc, "consumer.commit", &b, "seq");
 
-	ck_assert_int_eq(call_err(bc, "session.frobnicate", params(&b, 0), &err),
-	    RPC_UNKNOWN_METHOD);
-	ck_assert_int_eq(call_err(bc, "session.frobnicate", NULL, &err),
+	ck_assert_int_eq(integ_call_err(bc, "session.frobnicate",
+	    integ_params(&b, 0), &err), RPC_UNKNOWN_METHOD);
+	ck_assert_int_eq(integ_call_err(bc, "session.frobnicate", NULL, &err),
 	    RPC_UNKNOWN_METHOD);
 	ck_assert_int_eq(log_head(bc, NULL), head);
 	rpc_buf_free(&out);
@@ -1420,28 +1159,29 @@ START_TEST(message_limit_flag)
 	char id[64], prompt[5000];
 	int i;
 
-	srv = start_storaged(flags);
-	bc = connect_ok();
+	srv = integ_start("ao-storaged", flags);
+	bc = integ_connect(sock);
 	add_project(bc, "app");
 	/* About 400 bytes each: 20 of them do not fit in one 4 KiB result. */
 	for (i = 0; i < 20; i++)
 		add_session(bc, "app", id, sizeof(id));
 	rpc_buf_init(&b);
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "project_id", "app");
-	ck_assert_int_eq(call_err(bc, "session.list", &b, &err), RPC_TOO_LARGE);
+	ck_assert_int_eq(integ_call_err(bc, "session.list", &b, &err),
+	    RPC_TOO_LARGE);
 
 	memset(prompt, 'p', sizeof(prompt) - 1);
 	prompt[sizeof(prompt) - 1] = '\0';
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "project_id", "app");
 	rpc_pack_kv_str(&b.pk, "prompt", prompt);
 	rpc_buf_init(&out);
-	pack_request(&out, 1, "session.create", &b);
+	integ_pack_request(&out, 1, "session.create", &b);
 	expect_closed("a 5 KB request", out.sb.data, out.sb.size);
 	rpc_buf_free(&out);
 
-	assert_hello();
+	integ_assert_hello_at(sock, "storaged", srv);
 	ck_assert_int_eq(log_head(bc, NULL), 21);
 	rpc_buf_free(&b);
 	bclient_free(bc);
@@ -1518,16 +1258,16 @@ stream_init(struct stream *s, int c, const char *session)
 	for (i = 1; i <= KILL_PER_CONN; i++) {
 		if (i % 2 == 1) {
 			snprintf(branch, sizeof(branch), "b%u", i);
-			params(&b, 3);
+			integ_params(&b, 3);
 			rpc_pack_kv_str(&b.pk, "id", session);
 			rpc_pack_kv_i64(&b.pk, "activity_at", i);
 			rpc_pack_kv_str(&b.pk, "branch", branch);
-			pack_request(&s->reqs, i, "session.update", &b);
+			integ_pack_request(&s->reqs, i, "session.update", &b);
 		} else {
 			kill_url(url, sizeof(url), c, i);
 			snprintf(commit, sizeof(commit), "h%u", i);
 			pack_observation(&b, session, url, i, commit, "passed");
-			pack_request(&s->reqs, i, "pr.write_observation", &b);
+			integ_pack_request(&s->reqs, i, "pr.write_observation", &b);
 		}
 		s->ends[i] = s->reqs.sb.size;
 	}
@@ -1627,7 +1367,7 @@ streams_run(struct stream st[], int sig)
 			break;
 		ck_assert_msg(aotime_mono_ms() < deadline,
 		    "the stream stalled after %lld acks: %s", (long long)acks,
-		    log_tail());
+		    integ_log_tail());
 		if (poll(pfd, KILL_CONNS, 1000) <= 0)
 			continue;
 		for (c = 0; c < KILL_CONNS; c++) {
@@ -1687,7 +1427,7 @@ streams_verify(struct stream st[], bool exact)
 {
 	static bool found[KILL_PER_CONN + 1];
 	const msgpack_object_array *prs, *checks;
-	struct bclient *bc = connect_ok();
+	struct bclient *bc = integ_connect(sock);
 	struct bclient_msg res, cres;
 	struct rpc_buf b;
 	char want[32];
@@ -1705,14 +1445,14 @@ streams_verify(struct stream st[], bool exact)
 			if (s->acked[i])
 				maxupd = i;
 		/* The newest acked update, or a later one that was sent. */
-		params(&b, 1);
+		integ_params(&b, 1);
 		rpc_pack_kv_str(&b.pk, "id", s->session);
-		call_ok(bc, "session.get", &b, &res);
-		if (is_nil(res.m.result, "activity_at"))
+		integ_call_ok(bc, "session.get", &b, &res);
+		if (integ_is_nil(res.m.result, "activity_at"))
 			ck_assert_msg(maxupd == 0, "%s: acknowledged update %u is lost",
 			    s->session, maxupd);
 		else {
-			at = get_i64(res.m.result, "activity_at");
+			at = integ_get_i64(res.m.result, "activity_at");
 			ck_assert_msg(at >= maxupd && at <= nsent,
 			    "%s: activity_at %lld, acked up to %u, sent %u",
 			    s->session, (long long)at, maxupd, nsent);
@@ -1720,18 +1460,19 @@ streams_verify(struct stream st[], bool exact)
 			    "committed but never answered (last answered: %u)",
 			    s->session, (long long)at, maxupd);
 			snprintf(want, sizeof(want), "b%lld", (long long)at);
-			ck_assert_str_eq(get_str(res.m.result, "branch", NULL, 0), want);
+			ck_assert_str_eq(integ_get_str(res.m.result, "branch",
+			    NULL, 0), want);
 		}
 		bclient_msg_free(&res);
 
 		memset(found, 0, sizeof(found));
-		params(&b, 1);
+		integ_params(&b, 1);
 		rpc_pack_kv_str(&b.pk, "session_id", s->session);
-		call_ok(bc, "pr.list", &b, &res);
-		prs = get_list(res.m.result, "prs", pr_keys);
+		integ_call_ok(bc, "pr.list", &b, &res);
+		prs = integ_get_list(res.m.result, "prs", pr_keys);
 		for (j = 0; j < prs->size; j++) {
 			const msgpack_object *pr = &prs->ptr[j];
-			int64_t num = get_i64(pr, "number");
+			int64_t num = integ_get_i64(pr, "number");
 
 			ck_assert_msg(num >= 2 && num <= nsent && num % 2 == 0,
 			    "%s: a PR numbered %lld was never sent", s->session,
@@ -1741,15 +1482,17 @@ streams_verify(struct stream st[], bool exact)
 			    (long long)num);
 			found[num] = true;
 			snprintf(want, sizeof(want), "h%lld", (long long)num);
-			params(&b, 1);
-			rpc_pack_kv_str(&b.pk, "url", get_str(pr, "url", NULL, 0));
-			call_ok(bc, "pr.checks", &b, &cres);
-			checks = get_list(cres.m.result, "checks", check_keys);
+			integ_params(&b, 1);
+			rpc_pack_kv_str(&b.pk, "url", integ_get_str(pr, "url",
+			    NULL, 0));
+			integ_call_ok(bc, "pr.checks", &b, &cres);
+			checks = integ_get_list(cres.m.result, "checks",
+			    check_keys);
 			ck_assert_msg(checks->size == 3, "%s: PR %lld has %u checks",
 			    s->session, (long long)num, checks->size);
 			for (k = 0; k < checks->size; k++)
-				ck_assert_str_eq(get_str(&checks->ptr[k], "commit_hash",
-				    NULL, 0), want);
+				ck_assert_str_eq(integ_get_str(&checks->ptr[k],
+				    "commit_hash", NULL, 0), want);
 			bclient_msg_free(&cres);
 		}
 		bclient_msg_free(&res);
@@ -1769,8 +1512,8 @@ streams_setup(struct stream st[])
 	char id[64];
 	int c;
 
-	srv = start_storaged(NULL);
-	bc = connect_ok();
+	srv = integ_start("ao-storaged", NULL);
+	bc = integ_connect(sock);
 	add_project(bc, "app");
 	for (c = 0; c < KILL_CONNS; c++) {
 		add_session(bc, "app", id, sizeof(id));
@@ -1786,7 +1529,7 @@ START_TEST(kill9_stream)
 
 	streams_setup(st);
 	streams_run(st, SIGKILL);
-	srv = start_storaged(NULL);
+	srv = integ_start("ao-storaged", NULL);
 	streams_verify(st, false);
 	for (c = 0; c < KILL_CONNS; c++)
 		stream_free(&st[c]);
@@ -1806,7 +1549,7 @@ START_TEST(sigterm_stream)
 
 	streams_setup(st);
 	streams_run(st, SIGTERM);
-	srv = start_storaged(NULL);
+	srv = integ_start("ao-storaged", NULL);
 	streams_verify(st, true);
 	for (c = 0; c < KILL_CONNS; c++)
 		stream_free(&st[c]);
@@ -1817,19 +1560,8 @@ END_TEST
 static void
 wait_stopped(pid_t pid)
 {
-	int64_t deadline = aotime_mono_ms() + 5000;
-	char path[64], buf[1024], *p;
-	bool stopped = false;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	while (!stopped && aotime_mono_ms() < deadline) {
-		if (read_proc(path, buf, sizeof(buf)) == 0 &&
-		    (p = strrchr(buf, ')')) != NULL)
-			stopped = p[1] == ' ' && p[2] == 'T';
-		if (!stopped)
-			usleep(1000);
-	}
-	ck_assert_msg(stopped, "pid %d did not stop", (int)pid);
+	INTEG_WAIT(integ_proc_state(pid) == 'T', 5000, 1, "pid %d did not stop",
+	    (int)pid);
 }
 
 /*
@@ -1850,25 +1582,25 @@ START_TEST(sigterm_answers_accepted)
 	bool answered = false;
 	int status;
 
-	srv = start_storaged(NULL);
-	bc = connect_ok();
+	srv = integ_start("ao-storaged", NULL);
+	bc = integ_connect(sock);
 	add_project(bc, "app");
 	add_session(bc, "app", id, sizeof(id));
 	bclient_free(bc);
 	rpc_buf_init(&b);
 	rpc_buf_init(&out);
 	raw_open(&r);
-	pack_request(&out, 1, "ping", NULL);
+	integ_pack_request(&out, 1, "ping", NULL);
 	raw_send(&r, out.sb.data, out.sb.size);
 	ck_assert_uint_eq(raw_resp(&r, &err, NULL), 1);	/* accepted and known */
 
 	kill(srv, SIGSTOP);
 	wait_stopped(srv);
 	rpc_buf_reset(&out);
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", id);
 	rpc_pack_kv_str(&b.pk, "branch", "after-term");
-	pack_request(&out, 2, "session.update", &b);
+	integ_pack_request(&out, 2, "session.update", &b);
 	raw_send(&r, out.sb.data, out.sb.size);
 	kill(srv, SIGTERM);
 	kill(srv, SIGCONT);
@@ -1882,15 +1614,15 @@ START_TEST(sigterm_answers_accepted)
 	ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	    "SIGTERM: status 0x%x", status);
 
-	srv = start_storaged(NULL);
-	bc = connect_ok();
-	params(&b, 1);
+	srv = integ_start("ao-storaged", NULL);
+	bc = integ_connect(sock);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "id", id);
-	call_ok(bc, "session.get", &b, &res);
-	if (is_nil(res.m.result, "branch"))
+	integ_call_ok(bc, "session.get", &b, &res);
+	if (integ_is_nil(res.m.result, "branch"))
 		branch[0] = '\0';
 	else
-		get_str(res.m.result, "branch", branch, sizeof(branch));
+		integ_get_str(res.m.result, "branch", branch, sizeof(branch));
 	bclient_msg_free(&res);
 	ck_assert_msg(answered || strcmp(branch, "after-term") != 0,
 	    "the update was committed during shutdown but its response was "
@@ -1932,15 +1664,15 @@ START_TEST(restart_and_refusals)
 	int64_t head;
 	int status;
 
-	srv = start_storaged(NULL);
-	bc = connect_ok();
+	srv = integ_start("ao-storaged", NULL);
+	bc = integ_connect(sock);
 	rpc_buf_init(&b);
 	add_project(bc, "app");
 	add_session(bc, "app", id, sizeof(id));
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "id", id);
 	rpc_pack_kv_str(&b.pk, "state", "working");
-	call_ok(bc, "session.update", &b, &res);
+	integ_call_ok(bc, "session.update", &b, &res);
 	bclient_msg_free(&res);
 	head = log_head(bc, NULL);
 	ck_assert_int_eq(head, 3);
@@ -1949,24 +1681,24 @@ START_TEST(restart_and_refusals)
 	log = testlib_read_file(logpath);
 	ck_assert_ptr_nonnull(log);
 	ck_assert_msg(strstr(log, "another instance") != NULL,
-	    "the refusal does not say why: %s", log_tail());
+	    "the refusal does not say why: %s", integ_log_tail());
 	free(log);
 	/* The live instance did not notice; SIGHUP does not stop it either. */
 	kill(srv, SIGHUP);
-	assert_hello();
+	integ_assert_hello_at(sock, "storaged", srv);
 	ck_assert_int_eq(log_head(bc, NULL), head);
 	bclient_free(bc);
 
 	status = testlib_stop(srv, SIGTERM, 5000);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	    "SIGTERM: status 0x%x", status);
-	srv = start_storaged(NULL);
-	bc = connect_ok();
+	srv = integ_start("ao-storaged", NULL);
+	bc = integ_connect(sock);
 	ck_assert_int_eq(log_head(bc, NULL), head);
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "id", id);
-	call_ok(bc, "session.get", &b, &res);
-	ck_assert_str_eq(get_str(res.m.result, "state", NULL, 0), "working");
+	integ_call_ok(bc, "session.get", &b, &res);
+	ck_assert_str_eq(integ_get_str(res.m.result, "state", NULL, 0), "working");
 	bclient_msg_free(&res);
 	/* The sequence continues where it was. */
 	add_session(bc, "app", id, sizeof(id));
@@ -1983,7 +1715,7 @@ START_TEST(restart_and_refusals)
 	log = testlib_read_file(logpath);
 	ck_assert_ptr_nonnull(log);
 	ck_assert_msg(strstr(log, "version 99") != NULL,
-	    "no message names version 99: %s", log_tail());
+	    "no message names version 99: %s", integ_log_tail());
 	free(log);
 	ck_assert_msg(same_bytes(dbpath, before, nbefore),
 	    "ao.db changed although its schema is too new");
@@ -2003,8 +1735,8 @@ START_TEST(second_instance_leaves_db_alone)
 	struct bclient *bc;
 	size_t ndb, nwal;
 
-	srv = start_storaged(NULL);
-	bc = connect_ok();
+	srv = integ_start("ao-storaged", NULL);
+	bc = integ_connect(sock);
 	add_project(bc, "app");
 	bclient_free(bc);
 	snprintf(walpath, sizeof(walpath), "%s-wal", dbpath);
@@ -2019,7 +1751,7 @@ START_TEST(second_instance_leaves_db_alone)
 	    "the refused instance wrote to ao.db-wal (%zu bytes before)", nwal);
 	free(db);
 	free(wal);
-	assert_hello();
+	integ_assert_hello_at(sock, "storaged", srv);
 }
 END_TEST
 
@@ -2057,8 +1789,8 @@ START_TEST(retention_flags)
 	int64_t head;
 	uint32_t i;
 
-	srv = start_storaged(flags);
-	bc = connect_ok();
+	srv = integ_start("ao-storaged", flags);
+	bc = integ_connect(sock);
 	add_project(bc, "app");
 	for (i = 0; i < 20; i++)
 		add_session(bc, "app", id, sizeof(id));
@@ -2067,31 +1799,31 @@ START_TEST(retention_flags)
 	ck_assert_int_eq(wait_oldest(bc, head - 4), head - 4);
 
 	rpc_buf_init(&b);
-	params(&b, 1);
+	integ_params(&b, 1);
 	rpc_pack_kv_i64(&b.pk, "after", 0);
-	call_ok(bc, "changelog.read", &b, &res);
-	ev = get_list(res.m.result, "events", event_keys);
+	integ_call_ok(bc, "changelog.read", &b, &res);
+	ev = integ_get_list(res.m.result, "events", event_keys);
 	ck_assert_uint_eq(ev->size, 5);
 	for (i = 0; i < ev->size; i++)
-		ck_assert_int_eq(get_i64(&ev->ptr[i], "seq"), head - 4 + i);
+		ck_assert_int_eq(integ_get_i64(&ev->ptr[i], "seq"), head - 4 + i);
 	bclient_msg_free(&res);
 
 	/*
 	 * A durable consumer active within the age limit holds back the row
 	 * limit: what it has not read stays until it commits past it.
 	 */
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "name", "slow");
 	rpc_pack_kv_i64(&b.pk, "seq", head);
-	call_ok(bc, "consumer.commit", &b, &res);
+	integ_call_ok(bc, "consumer.commit", &b, &res);
 	bclient_msg_free(&res);
 	for (i = 0; i < 10; i++)
 		add_session(bc, "app", id, sizeof(id));
 	ck_assert_int_eq(wait_oldest(bc, head + 1), head + 1);
-	params(&b, 2);
+	integ_params(&b, 2);
 	rpc_pack_kv_str(&b.pk, "name", "slow");
 	rpc_pack_kv_i64(&b.pk, "seq", head + 10);
-	call_ok(bc, "consumer.commit", &b, &res);
+	integ_call_ok(bc, "consumer.commit", &b, &res);
 	bclient_msg_free(&res);
 	ck_assert_int_eq(wait_oldest(bc, head + 10 - 4), head + 10 - 4);
 	rpc_buf_free(&b);
@@ -2105,42 +1837,30 @@ storaged_suite(void)
 	Suite *s = suite_create("storaged");
 	TCase *tc;
 
-	tc = tcase_create("methods");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 20);
+	tc = integ_tcase(s, "methods", 20, setup, teardown, 0);
 	tcase_add_test(tc, start_ready_hello);
 	tcase_add_test(tc, every_method);
 	tcase_add_test(tc, watch_committed);
 	tcase_add_test(tc, read_your_writes);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("concurrency");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 20);
+	tc = integ_tcase(s, "concurrency", 20, setup, teardown, 0);
 	tcase_add_test(tc, concurrent_creates);
 	tcase_add_test(tc, group_commit_isolation);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("durability");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 30);
+	tc = integ_tcase(s, "durability", 30, setup, teardown, 0);
 	tcase_add_test(tc, kill9_stream);
 	tcase_add_test(tc, sigterm_stream);
 	tcase_add_test(tc, sigterm_answers_accepted);
 	tcase_add_test(tc, restart_and_refusals);
 	tcase_add_test(tc, second_instance_leaves_db_alone);
 	tcase_add_test(tc, retention_flags);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("bad input");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 20);
+	tc = integ_tcase(s, "bad input", 20, setup, teardown, 0);
 	tcase_add_test(tc, hostile_bytes);
 	tcase_add_test(tc, oversized_request);
 	tcase_add_test(tc, bad_requests);
 	tcase_add_test(tc, message_limit_flag);
 	tcase_add_test(tc, bad_flag);
-	suite_add_tcase(s, tc);
 	return s;
 }
 TEST_SUITE(storaged_suite)
