@@ -1255,6 +1255,61 @@ END_TEST
  * session and PR, snapshot_end {seq = head}, then live events.  from = head
  * and from = head - 1 need no reset.
  */
+/*
+ * A snapshot larger than the connection's output cap closes that
+ * connection mid-reset.  cdcd must survive it (it used to touch the freed
+ * subscriber) and keep serving others.
+ */
+START_TEST(reset_snapshot_over_cap)
+{
+	enum { N = 24, PROMPT = 3 * 1024 * 1024 };
+	struct rpc_buf b;
+	struct bclient *bc;
+	struct bclient_msg res, n;
+	struct rpc_error err;
+	char *prompt = malloc(PROMPT + 1);
+	int i, r;
+
+	ck_assert_ptr_nonnull(prompt);
+	memset(prompt, 'p', PROMPT);
+	prompt[PROMPT] = '\0';
+	start_storaged(NULL);
+	add_project("big");
+	rpc_buf_init(&b);
+	for (i = 0; i < N; i++) {
+		rpc_buf_reset(&b);
+		msgpack_pack_map(&b.pk, 2);
+		rpc_pack_kv_str(&b.pk, "project_id", "big");
+		rpc_pack_kv_str(&b.pk, "prompt", prompt);
+		sd_call("session.create", &b, NULL);
+	}
+	free(prompt);
+	start_cdcd(NULL);
+	/* 72 MiB of snapshot against a 64 MiB output cap. */
+	bc = integ_connect(cd_sock);
+	rpc_buf_reset(&b);
+	msgpack_pack_map(&b.pk, 1);
+	rpc_pack_kv_i64(&b.pk, "from", 1000000);
+	/*
+	 * The connection is closed with the snapshot: the subscribe answer may
+	 * go with it (it shares the dropped output).  Either way it ends closed.
+	 */
+	if (bclient_call(bc, "subscribe", b.sb.data, b.sb.size, 30000, &res,
+	    &err) == 0) {
+		bclient_msg_free(&res);
+		while ((r = bclient_next(bc, 30000, &n, &err)) == 1)
+			bclient_msg_free(&n);
+		ck_assert_msg(r == -1, "the over-cap snapshot did not close the "
+		    "connection");
+	} else
+		ck_assert_int_eq(err.code, RPC_UNAVAILABLE);
+	bclient_free(bc);
+	rpc_buf_free(&b);
+	ck_assert_msg(!integ_pid_gone(cd_pid), "cdcd died: %s", integ_log_tail());
+	integ_assert_hello_at(cd_sock, "cdcd", cd_pid);
+}
+END_TEST
+
 START_TEST(reset_past_head)
 {
 	const struct subopt future = { .from = 1000000 };
@@ -1849,6 +1904,7 @@ cdcd_suite(void)
 
 	tc = integ_tcase(s, "reset", 60, setup, teardown, INTEG_CASE_DIR);
 	tcase_add_test(tc, reset_past_head);
+	tcase_add_test(tc, reset_snapshot_over_cap);
 	tcase_add_test(tc, reset_before_oldest);
 	tcase_add_test(tc, reset_when_pruned_behind_cursor);
 
