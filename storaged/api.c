@@ -662,8 +662,8 @@ bind_update(struct store *st, const msgpack_object_map *m, bool *seen,
 			off += (size_t)snprintf(sql + off, sizeof(sql) - off,
 			    " %s = ?%d,", update_fields[k].name, where[k]);
 		}
-	snprintf(sql + off, sizeof(sql) - off, " updated_at = ?%zu WHERE id = ?1",
-	    2 + n);
+	snprintf(sql + off, sizeof(sql) - off, " updated_at = ?%zu WHERE id = ?1"
+	    " RETURNING " SESSION_COLS, 2 + n);
 	s = store_stmt_text(st, sql);
 	for (k = 0; k < NUPDATE_FIELDS; k++) {
 		if (pos[k] < 0)
@@ -679,14 +679,27 @@ bind_update(struct store *st, const msgpack_object_map *m, bool *seen,
 	return 0;
 }
 
-/* Runs the update bound by bind_update for session id. */
+/*
+ * Runs the update bound by bind_update for session id; packs the updated
+ * session into out when out is not NULL (RETURNING: no second statement).
+ */
 static int
-exec_update(struct store *st, sqlite3_stmt *s, const char *id, struct rpc_error *err)
+exec_update(struct store *st, sqlite3_stmt *s, const char *id, msgpack_packer *out,
+    struct rpc_error *err)
 {
 	int rc;
 
 	bind_str(s, 1, id);
 	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		if (out != NULL)
+			pack_row(out, s);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_DONE) {
+			sqlite3_reset(s);
+			return 0;
+		}
+	}
 	sqlite3_reset(s);
 	if (rc == SQLITE_CONSTRAINT_CHECK &&
 	    strstr(sqlite3_errmsg(st->db), "termination_reason_iff_terminated") != NULL)
@@ -708,9 +721,9 @@ session_update(struct store *st, struct rpc_params *p, msgpack_packer *out,
 
 	if (bind_update(st, p->map, p->seen, p->zone, true, &s, err) == -1 ||
 	    rpc_get_str(p, "id", RPC_REQUIRED, &id) == -1 ||
-	    rpc_params_end(p) == -1 || exec_update(st, s, id, err) == -1)
+	    rpc_params_end(p) == -1)
 		return -1;
-	return session_pack(st, id, out, err);
+	return exec_update(st, s, id, out, err);
 }
 
 /* Pull requests. */
@@ -1263,7 +1276,7 @@ session_apply(struct store *st, struct rpc_params *p, msgpack_packer *out,
 	if (session_exists(st, id, err) == -1)
 		return -1;
 	if (update != NULL && (bind_update(st, &update->via.map, NULL, p->zone, false,
-	    &upd, err) == -1 || exec_update(st, upd, id, err) == -1))
+	    &upd, err) == -1 || exec_update(st, upd, id, NULL, err) == -1))
 		return -1;
 	for (i = 0; trackers != NULL && i < trackers->via.array.size; i++) {
 		const msgpack_object *o = &trackers->via.array.ptr[i];

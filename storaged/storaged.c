@@ -42,6 +42,9 @@ static const struct config_key storaged_keys[] = {
 	{ "janitor_interval_ms", CONFIG_MS, "60000",
 	    offsetof(struct storaged_config, janitor_interval_ms), 10, DAY_MS,
 	    "how often change_log retention runs" },
+	{ "checkpoint_interval_ms", CONFIG_MS, "1000",
+	    offsetof(struct storaged_config, checkpoint_interval_ms), 10, 3600000,
+	    "how often the WAL is checkpointed (in a thread, off the commit path)" },
 	CONFIG_KEY_END
 };
 
@@ -70,6 +73,7 @@ static struct {
 	unsigned nbatch;
 	struct event *flush_ev;
 	struct event *janitor_ev;
+	struct checkpoint *ckpt;
 	int64_t last_head;
 	uint64_t commits, writes;
 } sd;
@@ -305,6 +309,9 @@ main(int argc, char **argv)
 		fatalx("%s", err);
 	}
 	sd.last_head = store_head(&sd.st);
+	if ((sd.ckpt = checkpoint_start(path, sd.cfg.checkpoint_interval_ms, err,
+	    sizeof(err))) == NULL)
+		fatalx("%s", err);
 
 	sd.base = event_base_new();
 	if (sd.base == NULL || event_base_priority_init(sd.base, 3) == -1)
@@ -368,6 +375,7 @@ main(int argc, char **argv)
 	event_free(sd.flush_ev);
 	event_free(sd.janitor_ev);
 	event_base_free(sd.base);
+	checkpoint_stop(sd.ckpt);
 	store_close(&sd.st);
 	free(methods);
 	daemon_opts_free(&opts);

@@ -15,6 +15,7 @@ struct storaged_config {
 	int64_t retention_rows;		/* change_log row limit */
 	int64_t max_message_bytes;	/* largest msgpack-rpc message */
 	int64_t janitor_interval_ms;	/* how often retention runs */
+	int64_t checkpoint_interval_ms;	/* WAL checkpoints, off the commit path */
 };
 
 /* schema.c: the embedded migrations. */
@@ -86,6 +87,12 @@ const struct api_method *api_method_at(int i);
  */
 int api_call(struct store *, const struct api_method *, const msgpack_object *params,
     msgpack_zone *zone, struct rpc_buf *out, struct rpc_error *err);
+
+/* checkpoint.c: WAL checkpoints in a thread of their own. */
+struct checkpoint;
+struct checkpoint *checkpoint_start(const char *path, int64_t interval_ms,
+    char *err, size_t errlen);
+void checkpoint_stop(struct checkpoint *);
 
 /* janitor.c: change_log retention. */
 #define JANITOR_CHUNK 1000

@@ -37,6 +37,8 @@ store_open(struct store *st, const char *path, int *perm, char *err, size_t errl
 	sqlite3_busy_timeout(st->db, 5000);
 	if (pragma(st->db, "PRAGMA journal_mode=WAL", err, errlen) == -1 ||
 	    pragma(st->db, "PRAGMA synchronous=NORMAL", err, errlen) == -1 ||
+	    /* checkpoint.c runs them in a thread instead of inside a COMMIT */
+	    pragma(st->db, "PRAGMA wal_autocheckpoint=0", err, errlen) == -1 ||
 	    pragma(st->db, "PRAGMA foreign_keys=ON", err, errlen) == -1)
 		goto fail;
 	if (schema_migrate(st->db, perm, err, errlen) == -1)
