@@ -1501,32 +1501,32 @@ consumer_commit(struct store *st, struct rpc_params *p, msgpack_packer *out,
 }
 
 static const struct api_method api_methods[] = {
-	{ "project.upsert", true, project_upsert },
-	{ "project.get", false, project_get },
-	{ "project.list", false, project_list },
-	{ "project.archive", true, project_archive },
-	{ "project.delete", true, project_delete },
-	{ "session.create", true, session_create },
-	{ "session.get", false, session_get },
-	{ "session.list", false, session_list },
-	{ "session.count", false, session_count },
-	{ "session.update", true, session_update },
-	{ "session.apply", true, session_apply },
-	{ "pr.write_observation", true, pr_write_observation },
-	{ "pr.list", false, pr_list },
-	{ "pr.get", false, pr_get },
-	{ "pr.checks", false, pr_checks },
-	{ "pr.comments", false, pr_comments },
-	{ "reaction.get", false, reaction_get },
-	{ "reaction.put", true, reaction_put },
-	{ "reaction.clear", true, reaction_clear },
-	{ "notification.add", true, notification_add },
-	{ "notification.list", false, notification_list },
-	{ "changelog.read", false, changelog_read },
-	{ "changelog.head", false, changelog_head },
-	{ "consumer.get", false, consumer_get },
-	{ "consumer.commit", true, consumer_commit },
-	{ NULL, false, NULL },
+	{ "project.upsert", true, project_upsert, true },
+	{ "project.get", false, project_get, false },
+	{ "project.list", false, project_list, false },
+	{ "project.archive", true, project_archive, true },
+	{ "project.delete", true, project_delete, true },
+	{ "session.create", true, session_create, true },
+	{ "session.get", false, session_get, false },
+	{ "session.list", false, session_list, false },
+	{ "session.count", false, session_count, false },
+	{ "session.update", true, session_update, true },
+	{ "session.apply", true, session_apply, false },
+	{ "pr.write_observation", true, pr_write_observation, false },
+	{ "pr.list", false, pr_list, false },
+	{ "pr.get", false, pr_get, false },
+	{ "pr.checks", false, pr_checks, false },
+	{ "pr.comments", false, pr_comments, false },
+	{ "reaction.get", false, reaction_get, false },
+	{ "reaction.put", true, reaction_put, true },
+	{ "reaction.clear", true, reaction_clear, true },
+	{ "notification.add", true, notification_add, true },
+	{ "notification.list", false, notification_list, false },
+	{ "changelog.read", false, changelog_read, false },
+	{ "changelog.head", false, changelog_head, false },
+	{ "consumer.get", false, consumer_get, false },
+	{ "consumer.commit", true, consumer_commit, true },
+	{ NULL, false, NULL, false },
 };
 
 const struct api_method *
@@ -1557,17 +1557,19 @@ api_call(struct store *st, const struct api_method *m, const msgpack_object *par
     msgpack_zone *zone, struct rpc_buf *out, struct rpc_error *err)
 {
 	struct rpc_params p;
+	bool savepoint;
 	int r;
 
 	rpc_error_clear(err);
 	if (rpc_params_init(&p, params, zone, NULL, err) == -1)
 		return -1;
-	if (m->write && store_step_sql(st, sql_savepoint, err) == -1)
+	savepoint = m->write && !m->one_statement;
+	if (savepoint && store_step_sql(st, sql_savepoint, err) == -1)
 		return -1;
 	r = m->fn(st, &p, &out->pk, err);
 	if (r == -1 && err->code == RPC_OK)
 		rpc_error_set(err, RPC_INTERNAL, "%s failed", m->name);
-	if (m->write) {
+	if (savepoint) {
 		struct rpc_error e2;
 
 		if (r == -1)

@@ -75,6 +75,11 @@ struct api_method {
 	/* Parses p (ending with rpc_params_end), acts, packs one result object. */
 	int (*fn)(struct store *, struct rpc_params *p, msgpack_packer *out,
 	    struct rpc_error *err);
+	/*
+	 * A write of at most one writing statement (its triggers included):
+	 * SQLite undoes a failed statement by itself, so no SAVEPOINT is needed.
+	 */
+	bool one_statement;
 };
 
 const struct api_method *api_find(const char *name);
