@@ -299,12 +299,20 @@ peer_after_send(struct peer *p)
  * a writev and disarming.  Only what the socket does not take is buffered,
  * after which the bufferevent keeps the order.
  */
+static int corked;	/* peer_cork(): sends only queue */
+
+void
+peer_cork(bool on)
+{
+	corked += on ? 1 : -1;
+}
+
 static size_t
 write_through(struct peer *p, const void *buf, size_t len)
 {
 	ssize_t n;
 
-	if (evbuffer_get_length(bufferevent_get_output(p->bev)) > 0)
+	if (corked > 0 || evbuffer_get_length(bufferevent_get_output(p->bev)) > 0)
 		return 0;
 	do
 		n = send(bufferevent_getfd(p->bev), buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);

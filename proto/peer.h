@@ -113,6 +113,14 @@ void peer_schedule_error(struct event_base *, peer_reply_fn cb, void *arg,
 
 int peer_notify(struct peer *, const char *method, const void *params, size_t plen);
 
+/*
+ * Between peer_cork(true) and peer_cork(false) sends only queue, so many
+ * answers to one connection leave in one writev from the loop instead of a
+ * write(2) each (storaged's group commit answers a whole batch at once).
+ * Outside, a send to a peer with nothing queued is written at once.
+ */
+void peer_cork(bool);
+
 /* Replies and frees the request.  result is one packed msgpack object. */
 void peer_reply(struct peer_req *, const void *result, size_t len);
 void peer_reply_error(struct peer_req *, const struct rpc_error *);

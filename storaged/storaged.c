@@ -154,6 +154,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 		    txerr.message);
 	else
 		sd.commits++;
+	peer_cork(true);
 	while ((p = TAILQ_FIRST(&sd.batch)) != NULL) {
 		TAILQ_REMOVE(&sd.batch, p, entry);
 		if (p->req->peer != NULL)
@@ -168,6 +169,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 		free(p);
 	}
 	sd.nbatch = 0;
+	peer_cork(false);
 	announce_head();
 }
 
@@ -295,6 +297,8 @@ main(int argc, char **argv)
 	 * the kernel each time and faults it back in (bench: ~3x CPU/write).
 	 */
 	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+	/* No allocation statistics: they take a global mutex on every malloc. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	daemon_init(&opts, argc, argv, "storaged",
 	    "The sole writer of ao.db: projects, sessions, PRs, the change log.",
 	    storaged_keys, &sd.cfg);
