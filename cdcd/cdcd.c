@@ -764,12 +764,27 @@ on_drain(struct peer *p, void *arg)
 	}
 }
 
+/*
+ * storaged registers the watch when it reads the request, which may be after
+ * it committed (and announced to no one) something the poll at connect did
+ * not see yet.  Everything up to the reply is read here; every commit after
+ * it sends a wake.
+ */
+static void
+watch_reply(void *arg, const struct rpc_error *err, const msgpack_object *result)
+{
+	(void)result;
+	(void)arg;
+	if (err != NULL)
+		log_warnx("storaged watch: %s", err->message);
+	poll_db();
+}
+
 static void
 storaged_connect(struct client *c, void *arg)
 {
 	(void)arg;
-	/* Wakes after each commit; the reply itself needs no handling. */
-	client_call(c, "watch", NULL, 0, 5000, NULL, NULL);
+	client_call(c, "watch", NULL, 0, 5000, watch_reply, NULL);
 	poll_db();
 }
 
