@@ -67,7 +67,7 @@ struct job {
 	char *prompt_after;		/* sent once the agent runs */
 	char cleanup_note[200];
 	bool cleanup_done;
-	int sending;			/* deliveries still running */
+	int sending;			/* a stop or deliveries still running */
 	int next_message;		/* of fx->messages */
 	TAILQ_ENTRY(job) entry;
 };
@@ -521,15 +521,37 @@ job_after_messages(struct job *j)
 	job_reply(j);
 }
 
-/* After the step is stored (or needed no storing): stops, messages, cleanup. */
+/* The step's stop finished: its messages (if any), then the reply. */
+static void
+effects_stopped(void *arg, const char *error, const char *handle)
+{
+	struct job *j = arg;
+
+	(void)handle;
+	if (error != NULL)
+		log_warnx("%s: stopping the runtime: %s", j->id, error);
+	else
+		log_debug("%s: runtime stopped", j->id);
+	j->sending--;
+	job_after_messages(j);
+}
+
+/*
+ * After the step is stored (or needed no storing): stops, messages, cleanup.
+ * A stop completes before the reply, so `session.kill` answers once the
+ * agent is gone (process runtime: TERM, then KILL after 5 s).
+ */
 static void
 run_effects(struct job *j)
 {
 	struct leffects *fx = j->fx;
 
-	if (fx->stop_runtime && j->session.runtime_handle[0] != '\0')
+	if (fx->stop_runtime && j->session.runtime_handle[0] != '\0') {
+		j->sending++;
 		runtime_stop(j->ctx, j->session.runtime, j->session.runtime_handle,
-		    stop_done, xstrdup(j->id));
+		    effects_stopped, j);
+		return;
+	}
 	job_after_messages(j);
 }
 
