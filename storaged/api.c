@@ -74,26 +74,16 @@ json_column(const char *name)
 	return strcmp(name, "command") == 0;
 }
 
+/* Packs column i of the current row; name is its column name. */
 static void
-pack_column(msgpack_packer *pk, sqlite3_stmt *s, int i)
+pack_column(msgpack_packer *pk, sqlite3_stmt *s, int i, const char *name)
 {
-	if (sqlite3_column_type(s, i) == SQLITE_TEXT &&
-	    json_column(sqlite3_column_name(s, i))) {
-		json_error_t jerr;
-		json_t *j = json_loadb((const char *)sqlite3_column_text(s, i),
-		    (size_t)sqlite3_column_bytes(s, i), 0, &jerr);
-
-		if (j == NULL || jsonmp_pack(pk, j) == -1)
-			msgpack_pack_nil(pk);
-		json_decref(j);
-		return;
-	}
 	switch (sqlite3_column_type(s, i)) {
 	case SQLITE_NULL:
 		msgpack_pack_nil(pk);
 		break;
 	case SQLITE_INTEGER:
-		if (bool_column(sqlite3_column_name(s, i))) {
+		if (bool_column(name)) {
 			if (sqlite3_column_int(s, i))
 				msgpack_pack_true(pk);
 			else
@@ -104,6 +94,18 @@ pack_column(msgpack_packer *pk, sqlite3_stmt *s, int i)
 	case SQLITE_FLOAT:
 		msgpack_pack_double(pk, sqlite3_column_double(s, i));
 		break;
+	case SQLITE_TEXT:
+		if (json_column(name)) {
+			json_error_t jerr;
+			json_t *j = json_loadb((const char *)sqlite3_column_text(s, i),
+			    (size_t)sqlite3_column_bytes(s, i), 0, &jerr);
+
+			if (j == NULL || jsonmp_pack(pk, j) == -1)
+				msgpack_pack_nil(pk);
+			json_decref(j);
+			break;
+		}
+		/* FALLTHROUGH */
 	default:
 		rpc_pack_strn(pk, (const char *)sqlite3_column_text(s, i),
 		    (size_t)sqlite3_column_bytes(s, i));
@@ -116,11 +118,13 @@ static void
 pack_row(msgpack_packer *pk, sqlite3_stmt *s)
 {
 	int i, n = sqlite3_column_count(s);
+	const char *name;
 
 	msgpack_pack_map(pk, n);
 	for (i = 0; i < n; i++) {
-		rpc_pack_str(pk, sqlite3_column_name(s, i));
-		pack_column(pk, s, i);
+		name = sqlite3_column_name(s, i);
+		rpc_pack_str(pk, name);
+		pack_column(pk, s, i, name);
 	}
 }
 
@@ -1385,11 +1389,11 @@ pack_event(msgpack_packer *pk, sqlite3_stmt *s)
 	msgpack_pack_map(pk, 6);
 	rpc_pack_kv_i64(pk, "seq", sqlite3_column_int64(s, 0));
 	rpc_pack_str(pk, "project_id");
-	pack_column(pk, s, 1);
+	pack_column(pk, s, 1, "project_id");
 	rpc_pack_str(pk, "session_id");
-	pack_column(pk, s, 2);
+	pack_column(pk, s, 2, "session_id");
 	rpc_pack_str(pk, "type");
-	pack_column(pk, s, 3);
+	pack_column(pk, s, 3, "type");
 	rpc_pack_str(pk, "payload");
 	payload = json_loadb((const char *)sqlite3_column_text(s, 4),
 	    (size_t)sqlite3_column_bytes(s, 4), 0, &jerr);
