@@ -475,15 +475,21 @@ message_done(void *arg, const char *error)
 }
 
 static void
+log_stopped(const char *id, const char *error)
+{
+	if (error != NULL)
+		log_warnx("%s: stopping the runtime: %s", id, error);
+	else
+		log_debug("%s: runtime stopped", id);
+}
+
+static void
 stop_done(void *arg, const char *error, const char *handle)
 {
 	char *id = arg;
 
 	(void)handle;
-	if (error != NULL)
-		log_warnx("%s: stopping the runtime: %s", id, error);
-	else
-		log_debug("%s: runtime stopped", id);
+	log_stopped(id, error);
 	free(id);
 }
 
@@ -528,10 +534,7 @@ effects_stopped(void *arg, const char *error, const char *handle)
 	struct job *j = arg;
 
 	(void)handle;
-	if (error != NULL)
-		log_warnx("%s: stopping the runtime: %s", j->id, error);
-	else
-		log_debug("%s: runtime stopped", j->id);
+	log_stopped(j->id, error);
 	j->sending--;
 	job_after_messages(j);
 }
