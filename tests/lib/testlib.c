@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "common/aotime.h"
 #include "common/sock.h"
 
@@ -282,4 +284,32 @@ testlib_read_file(const char *path)
 	fclose(f);
 	buf[len] = '\0';
 	return buf;
+}
+
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+struct event_base *
+testlib_base_new(struct event **tick)
+{
+	struct timeval tv = { 0, 5000 };
+	struct event_base *base = event_base_new();
+
+	if (base == NULL || (*tick = event_new(base, -1, EV_PERSIST, tick_cb,
+	    NULL)) == NULL || event_add(*tick, &tv) == -1)
+		ck_abort_msg("cannot set up an event base");
+	return base;
+}
+
+void
+testlib_base_free(struct event_base *base, struct event *tick)
+{
+	event_free(tick);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	event_base_free(base);
 }

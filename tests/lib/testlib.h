@@ -50,4 +50,13 @@ int testlib_wait_socket(const char *path, int timeout_ms);
 /* Reads a whole file (NUL-terminated) or NULL. */
 char *testlib_read_file(const char *path);
 
+struct event_base;
+struct event;
+/*
+ * A new event base with a 5 ms no-op timer (*tick), so one loop turn never
+ * blocks for long; testlib_base_free runs what is pending and frees both.
+ */
+struct event_base *testlib_base_new(struct event **tick);
+void testlib_base_free(struct event_base *, struct event *tick);
+
 #endif

@@ -19,21 +19,9 @@ static char *dir;
 static char path[256];
 
 static void
-tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-}
-
-static void
 setup(void)
 {
-	struct timeval tv = { 0, 5000 };
-
-	base = event_base_new();
-	tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
-	event_add(tick, &tv);
+	base = testlib_base_new(&tick);
 	dir = testlib_tmpdir();
 	snprintf(path, sizeof(path), "%s/t.sock", dir);
 }
@@ -41,9 +29,7 @@ setup(void)
 static void
 teardown(void)
 {
-	event_free(tick);
-	event_base_loop(base, EVLOOP_NONBLOCK);
-	event_base_free(base);
+	testlib_base_free(base, tick);
 	testlib_rmrf(dir);
 	free(dir);
 }

@@ -50,21 +50,9 @@ untrack(struct peer *p)
 }
 
 static void
-tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-}
-
-static void
 setup(void)
 {
-	struct timeval tv = { 0, 5000 };
-
-	base = event_base_new();
-	tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
-	event_add(tick, &tv);
+	base = testlib_base_new(&tick);
 }
 
 static void
@@ -73,9 +61,7 @@ teardown(void)
 	tearing_down = true;
 	while (nopen > 0)
 		peer_close(open_peers[nopen - 1], "teardown");
-	event_free(tick);
-	event_base_loop(base, EVLOOP_NONBLOCK);
-	event_base_free(base);
+	testlib_base_free(base, tick);
 }
 
 /* Runs the loop until *flag becomes true or timeout_ms passes. */
