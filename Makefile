@@ -47,7 +47,7 @@ DAEMON_MODS := $(foreach d,$(DAEMONS),$(filter-out $(O)/$(d)/$(d).o,$(patsubst %
 INTEG_SRCS := $(wildcard tests/integ/*.c) $(TESTLIB_SRCS)
 HELPERS    := $(patsubst tests/helpers/%.c,$(O)/tests/%,$(wildcard tests/helpers/*.c))
 TEST_BINS  := $(O)/tests/unit-tests $(O)/tests/integ-tests $(HELPERS)
-BENCH_BINS := $(patsubst bench/%.c,$(O)/bench/%,$(wildcard bench/*.c))
+BENCH_BINS := $(patsubst bench/%.c,$(O)/bench/%,$(filter-out bench/benchlib.c,$(wildcard bench/*.c)))
 
 all: $(BINS)
 
@@ -80,7 +80,7 @@ $(O)/tests/integ-tests: $(INTEG_SRCS:%.c=$(O)/%.o) $(LIB)
 $(O)/tests/%: $(O)/tests/helpers/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(O)/bench/%: $(O)/bench/%.o $(LIB)
+$(O)/bench/%: $(O)/bench/%.o $(O)/bench/benchlib.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -51,6 +51,7 @@
 
 #include <event2/event.h>
 
+#include "bench/benchlib.h"
 #include "common/aotime.h"
 #include "common/log.h"
 #include "common/sock.h"
@@ -90,7 +91,7 @@ static struct {
 	pid_t self;
 	pid_t pid[PROC_MAX];	/* -1 when not running */
 	int done;		/* the run finished: remove dir */
-	char ids[NSESS][32];
+	char ids[NSESS][BENCH_ID_LEN];
 	/* activity_state last written: 0 unknown, 1 active, 2 idle. */
 	int activity[NSESS];
 } bench;
@@ -135,54 +136,6 @@ static struct {
 	_Atomic int64_t redis_bytes;	/* size of the first XREAD entry */
 } rd;
 
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int
-cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* The p-th percentile of sorted v[0..n), in microseconds. */
-static double
-percentile_us(const int64_t *v, size_t n, int p)
-{
-	size_t i = n * (size_t)p / 100;
-
-	if (i >= n)
-		i = n - 1;
-	return (double)v[i] / 1000.0;
-}
-
-/* The next activity_state of session i, never its current one. */
-static const char *
-next_activity(int i)
-{
-	bench.activity[i] = bench.activity[i] == 1 ? 2 : 1;
-	return bench.activity[i] == 1 ? "active" : "idle";
-}
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
 static void
 proc_stop(enum proc p)
 {
@@ -206,7 +159,7 @@ cleanup(void)
 	proc_stop(PROC_CDCD);
 	proc_stop(PROC_STORAGED);
 	if (bench.done)
-		nftw(bench.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		bench_rmrf(bench.dir);
 	else if (bench.dir[0] != '\0')
 		fprintf(stderr, "cdcd_bench: kept %s (logs: *.log)\n",
 		    bench.dir);
@@ -277,56 +230,9 @@ daemon_start(const char *bin, const char *name, enum proc slot)
 }
 
 static void
-call(struct bclient *bc, const char *method, const struct rpc_buf *params,
-    struct bclient_msg *res)
-{
-	struct rpc_error err;
-
-	if (bclient_call(bc, method, params != NULL ? params->sb.data : NULL,
-	    params != NULL ? params->sb.size : 0, CALL_MS, res, &err) == -1)
-		fatalx("%s: %s", method, err.message);
-}
-
-/* One project and NSESS sessions, whose ids go to bench.ids. */
-static void
-populate(const char *sock)
-{
-	struct bclient_msg res;
-	struct rpc_buf b;
-	struct bclient *bc;
-	char err[256];
-	int i;
-
-	if ((bc = bclient_connect(sock, err, sizeof(err))) == NULL)
-		fatalx("%s", err);
-	rpc_buf_init(&b);
-	msgpack_pack_map(&b.pk, 2);
-	rpc_pack_kv_str(&b.pk, "id", "bench");
-	rpc_pack_kv_str(&b.pk, "path", "/nonexistent/bench");
-	call(bc, "project.upsert", &b, &res);
-	bclient_msg_free(&res);
-	for (i = 0; i < NSESS; i++) {
-		rpc_buf_reset(&b);
-		msgpack_pack_map(&b.pk, 1);
-		rpc_pack_kv_str(&b.pk, "project_id", "bench");
-		call(bc, "session.create", &b, &res);
-		if (rpc_obj_str(rpc_map_get(res.m.result, "id"), bench.ids[i],
-		    sizeof(bench.ids[i])) == -1)
-			fatalx("session.create returned no id");
-		bclient_msg_free(&res);
-	}
-	rpc_buf_free(&b);
-	bclient_free(bc);
-}
-
-static void
 pack_update(struct rpc_buf *b, int sess)
 {
-	rpc_buf_reset(b);
-	msgpack_pack_map(&b->pk, 3);
-	rpc_pack_kv_str(&b->pk, "id", bench.ids[sess]);
-	rpc_pack_kv_str(&b->pk, "activity_state", next_activity(sess));
-	rpc_pack_kv_i64(&b->pk, "activity_at", aotime_wall_ms());
+	bench_pack_update(b, bench.ids[sess], &bench.activity[sess]);
 }
 
 /* VmRSS and VmHWM of pid, in KiB. */
@@ -785,7 +691,7 @@ sub_read(struct sub *s)
 		s->buf = xreallocarray(s->buf, 1, s->cap);
 	}
 	n = read(s->fd, s->buf + s->len, s->cap - s->len);
-	t = now_ns();
+	t = bench_now_ns();
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0)
@@ -947,11 +853,11 @@ static int64_t
 phase_wait(const char *what)
 {
 	struct timespec ms = { 0, 1000000 };
-	int64_t deadline = now_ns() + (int64_t)DELIVER_MS * 1000000, least;
+	int64_t deadline = bench_now_ns() + (int64_t)DELIVER_MS * 1000000, least;
 	int i;
 
 	while (atomic_load(&rd.finished) < rd.nsubs) {
-		if (now_ns() > deadline) {
+		if (bench_now_ns() > deadline) {
 			least = INT64_MAX;
 			for (i = 0; i < rd.nsubs; i++)
 				if (atomic_load(&rd.subs[i].got) < least)
@@ -985,7 +891,7 @@ pacer_reply(void *arg, const struct rpc_error *err,
 	(void)result;
 	if (err != NULL)
 		fatalx("session.update: %s", err->message);
-	pc->ack_ns[pc->acked] = now_ns() - atomic_load(&rd.sent_ns[pc->acked]);
+	pc->ack_ns[pc->acked] = bench_now_ns() - atomic_load(&rd.sent_ns[pc->acked]);
 	if (++pc->acked == LAT_WRITES)
 		event_base_loopbreak(pc->base);
 }
@@ -1002,7 +908,7 @@ pacer_tick(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	pack_update(&pc->params, 0);
-	atomic_store(&rd.sent_ns[pc->sent], now_ns());
+	atomic_store(&rd.sent_ns[pc->sent], bench_now_ns());
 	pc->sent++;
 	client_call(pc->c, "session.update", pc->params.sb.data,
 	    pc->params.sb.size, CALL_MS, pacer_reply, pc);
@@ -1033,15 +939,6 @@ struct lat {
 	double ack_p50, ack_p99;	/* write sent → write acknowledged */
 	double after_p50, after_p99;	/* write acknowledged → event read */
 };
-
-/* Sorts v[0..n) and stores its p50 and p99. */
-static void
-percentiles(int64_t *v, size_t n, double *p50, double *p99)
-{
-	qsort(v, n, sizeof(*v), cmp_i64);
-	*p50 = percentile_us(v, n, 50);
-	*p99 = percentile_us(v, n, 99);
-}
 
 /*
  * LAT_WRITES paced writes while the connected subscribers read; the last
@@ -1082,10 +979,10 @@ cdc_latency(const char *sock, struct lat *out)
 			fatalx("latency: a sample is missing");
 		v[k] = rd.lat_ns[k] - acks[LAT_WARMUP + k % LAT_N];
 	}
-	percentiles(v, n, &out->after_p50, &out->after_p99);
+	bench_percentiles(v, n, &out->after_p50, &out->after_p99);
 	memcpy(v, rd.lat_ns, n * sizeof(*v));
-	percentiles(v, n, &out->p50, &out->p99);
-	percentiles(acks + LAT_WARMUP, LAT_N, &out->ack_p50, &out->ack_p99);
+	bench_percentiles(v, n, &out->p50, &out->p99);
+	bench_percentiles(acks + LAT_WARMUP, LAT_N, &out->ack_p50, &out->ack_p99);
 	free(v);
 }
 
@@ -1157,7 +1054,7 @@ raw_fanout_latency(double *p50, double *p99)
 		    NULL) == EINTR)
 			;
 		pack_event(&b, i + 1);
-		atomic_store(&rd.sent_ns[i], now_ns());
+		atomic_store(&rd.sent_ns[i], bench_now_ns());
 		for (k = 0; k < NSUBS; k++)
 			write_all(wfd[k], b.sb.data, b.sb.size);
 	}
@@ -1169,7 +1066,7 @@ raw_fanout_latency(double *p50, double *p99)
 		close(wfd[k]);
 	v = xcalloc(n, sizeof(*v));
 	memcpy(v, rd.lat_ns, n * sizeof(*v));
-	percentiles(v, n, p50, p99);
+	bench_percentiles(v, n, p50, p99);
 	free(v);
 }
 
@@ -1239,7 +1136,7 @@ cdc_throughput(const char *sock, double *written)
 		fatalx("event_base_new failed");
 	memset(w, 0, sizeof(w));
 	phase_begin(THRU_N);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (i = 0; i < NWRITERS; i++) {
 		w[i].base = base;
 		w[i].idx = i;
@@ -1248,7 +1145,7 @@ cdc_throughput(const char *sock, double *written)
 		w[i].c = client_new(base, sock, &cbs, &w[i], NULL);
 	}
 	event_base_dispatch(base);
-	t1 = now_ns();
+	t1 = bench_now_ns();
 	t2 = phase_wait("ao throughput");
 	for (i = 0; i < NWRITERS; i++) {
 		client_free(w[i].c);
@@ -1284,7 +1181,7 @@ cdc_replay(const char *path, int64_t from)
 		s->seq = from;
 		sub_add(s);
 	}
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (i = 0; i < NSUBS; i++)
 		write_all(rd.subs[i].fd, b.sb.data, b.sb.size);
 	rpc_buf_free(&b);
@@ -1321,7 +1218,7 @@ redis_start(const char *path)
 {
 	static const char *const ping[] = { "PING" };
 	char err[256], reply[64];
-	int64_t deadline = now_ns() + (int64_t)START_MS * 1000000;
+	int64_t deadline = bench_now_ns() + (int64_t)START_MS * 1000000;
 	struct timespec ms10 = { 0, 10000000 };
 	pid_t pid;
 	int fd;
@@ -1338,7 +1235,7 @@ redis_start(const char *path)
 	}
 	bench.pid[PROC_REDIS] = pid;
 	while ((fd = sock_connect_unix(path, 0, err, sizeof(err))) == -1) {
-		if (now_ns() > deadline ||
+		if (bench_now_ns() > deadline ||
 		    waitpid(pid, NULL, WNOHANG) == pid) {
 			bench.pid[PROC_REDIS] = -1;
 			fatalx("redis-server did not start: see %s/redis.log",
@@ -1357,7 +1254,7 @@ static void
 redis_wait_blocked(int ctl, int n)
 {
 	static const char *const info[] = { "INFO", "clients" };
-	int64_t deadline = now_ns() + (int64_t)START_MS * 1000000;
+	int64_t deadline = bench_now_ns() + (int64_t)START_MS * 1000000;
 	struct timespec ms = { 0, 1000000 };
 	char reply[4096], want[64];
 	size_t len;
@@ -1368,7 +1265,7 @@ redis_wait_blocked(int ctl, int n)
 		reply[len] = '\0';
 		if (strstr(reply, want) != NULL)
 			return;
-		if (now_ns() > deadline)
+		if (bench_now_ns() > deadline)
 			fatalx("redis: the readers did not block: %s", reply);
 		nanosleep(&ms, NULL);
 	}
@@ -1409,7 +1306,7 @@ redis_throughput(const char *path, double *written)
 		sent[i] = acked[i] = 0;
 	}
 	phase_begin(THRU_N);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (i = 0; i < NWRITERS; i++) {
 		write_all(pfd[i].fd, batch, WINDOW * clen);
 		sent[i] = WINDOW;
@@ -1445,7 +1342,7 @@ redis_throughput(const char *path, double *written)
 			}
 		}
 	}
-	t1 = now_ns();
+	t1 = bench_now_ns();
 	t2 = phase_wait("redis throughput");
 	free(batch);
 	*written = THRU_N / ((double)(t1 - t0) / 1e9);
@@ -1515,7 +1412,7 @@ redis_replay(const char *path)
 		snprintf(s->last_id, sizeof(s->last_id), "0-0");
 		sub_add(s);
 	}
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (i = 0; i < NSUBS; i++)
 		redis_xread(&rd.subs[i]);
 	return THRU_N / ((double)(phase_wait("redis replay") - t0) / 1e9);
@@ -1590,7 +1487,7 @@ main(int argc, char **argv)
 
 	daemon_start(argv[1], "storaged", PROC_STORAGED);
 	snprintf(sock, sizeof(sock), "%s/run/storaged.sock", bench.dir);
-	populate(sock);
+	bench_populate(sock, bench.ids, NSESS);
 	daemon_start(argv[1], "cdcd", PROC_CDCD);
 	snprintf(rsock, sizeof(rsock), "%s/run/cdcd.sock", bench.dir);
 

@@ -17,6 +17,7 @@
 
 #include <event2/event.h>
 
+#include "bench/benchlib.h"
 #include "common/aotime.h"
 #include "common/log.h"
 #include "proto/bclient.h"
@@ -25,37 +26,6 @@
 #define RTT_N		20000
 #define PIPE_N		200000
 #define PIPE_WINDOW	256
-
-/* Raw baseline: 32-byte messages echoed by a child over a socketpair. */
-static double
-raw_rtt_us(void)
-{
-	char buf[32] = { 0 };
-	int sv[2], i;
-	pid_t pid;
-	int64_t t0;
-
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
-		fatal("socketpair");
-	if ((pid = fork()) == 0) {
-		close(sv[0]);
-		while (read(sv[1], buf, sizeof(buf)) > 0)
-			if (write(sv[1], buf, sizeof(buf)) != sizeof(buf))
-				_exit(1);
-		_exit(0);
-	}
-	close(sv[1]);
-	t0 = aotime_mono_us();
-	for (i = 0; i < RTT_N; i++) {
-		if (write(sv[0], buf, sizeof(buf)) != sizeof(buf) ||
-		    read(sv[0], buf, sizeof(buf)) <= 0)
-			fatal("raw round trip");
-	}
-	t0 = aotime_mono_us() - t0;
-	close(sv[0]);
-	waitpid(pid, NULL, 0);
-	return (double)t0 / RTT_N;
-}
 
 static double
 rpc_rtt_us(const char *sock)
@@ -184,7 +154,7 @@ main(int argc, char **argv)
 		fatalx("rpc-testd did not start");
 	close(p[0]);
 
-	raw = raw_rtt_us();
+	raw = bench_raw_rtt_us(RTT_N);
 	rtt = rpc_rtt_us(sock);
 	calls = rpc_pipelined_per_s(sock);
 	kill(srv, SIGTERM);

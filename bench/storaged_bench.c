@@ -32,6 +32,7 @@
 #include <event2/event.h>
 #include <sqlite3.h>
 
+#include "bench/benchlib.h"
 #include "common/aotime.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -56,60 +57,10 @@ static struct {
 	pid_t self;
 	pid_t daemon;		/* the running ao-storaged, or -1 */
 	int done;		/* the run finished: remove dir */
-	char ids[NSESS][32];
+	char ids[NSESS][BENCH_ID_LEN];
 	/* activity_state last written per session: 0 unknown, 1 active, 2 idle. */
 	int activity[NSESS];
 } bench;
-
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int
-cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* The p-th percentile of v[0..n) in microseconds; sorts v. */
-static double
-percentile_us(int64_t *v, size_t n, int p)
-{
-	size_t i;
-
-	qsort(v, n, sizeof(*v), cmp_i64);
-	i = n * (size_t)p / 100;
-	if (i >= n)
-		i = n - 1;
-	return (double)v[i] / 1000.0;
-}
-
-/* The next activity_state of session i: never the one it has, so the trigger fires. */
-static const char *
-next_activity(int i)
-{
-	bench.activity[i] = bench.activity[i] == 1 ? 2 : 1;
-	return bench.activity[i] == 1 ? "active" : "idle";
-}
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
 
 /* atexit: a failed run still stops its daemon, but keeps the directory for its logs. */
 static void
@@ -123,7 +74,7 @@ cleanup(void)
 		bench.daemon = -1;
 	}
 	if (bench.done)
-		nftw(bench.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		bench_rmrf(bench.dir);
 	else if (bench.dir[0] != '\0')
 		fprintf(stderr, "storaged_bench: kept %s (daemon logs: *.log)\n",
 		    bench.dir);
@@ -189,17 +140,6 @@ storaged_stop(void)
 		fatalx("ao-storaged did not exit cleanly (status %#x)", status);
 }
 
-static void
-call(struct bclient *bc, const char *method, const struct rpc_buf *params,
-    struct bclient_msg *res)
-{
-	struct rpc_error err;
-
-	if (bclient_call(bc, method, params != NULL ? params->sb.data : NULL,
-	    params != NULL ? params->sb.size : 0, CALL_MS, res, &err) == -1)
-		fatalx("%s: %s", method, err.message);
-}
-
 static int64_t
 result_i64(const struct bclient_msg *res, const char *key)
 {
@@ -210,46 +150,10 @@ result_i64(const struct bclient_msg *res, const char *key)
 	return v;
 }
 
-/* One project and NSESS sessions, whose ids go to bench.ids. */
-static void
-populate(const char *sock)
-{
-	struct bclient_msg res;
-	struct rpc_buf b;
-	struct bclient *bc;
-	char err[256];
-	int i;
-
-	if ((bc = bclient_connect(sock, err, sizeof(err))) == NULL)
-		fatalx("%s", err);
-	rpc_buf_init(&b);
-	msgpack_pack_map(&b.pk, 2);
-	rpc_pack_kv_str(&b.pk, "id", "bench");
-	rpc_pack_kv_str(&b.pk, "path", "/nonexistent/bench");
-	call(bc, "project.upsert", &b, &res);
-	bclient_msg_free(&res);
-	for (i = 0; i < NSESS; i++) {
-		rpc_buf_reset(&b);
-		msgpack_pack_map(&b.pk, 1);
-		rpc_pack_kv_str(&b.pk, "project_id", "bench");
-		call(bc, "session.create", &b, &res);
-		if (rpc_obj_str(rpc_map_get(res.m.result, "id"), bench.ids[i],
-		    sizeof(bench.ids[i])) == -1)
-			fatalx("session.create returned no id");
-		bclient_msg_free(&res);
-	}
-	rpc_buf_free(&b);
-	bclient_free(bc);
-}
-
 static void
 pack_update(struct rpc_buf *b, int sess)
 {
-	rpc_buf_reset(b);
-	msgpack_pack_map(&b->pk, 3);
-	rpc_pack_kv_str(&b->pk, "id", bench.ids[sess]);
-	rpc_pack_kv_str(&b->pk, "activity_state", next_activity(sess));
-	rpc_pack_kv_i64(&b->pk, "activity_at", aotime_wall_ms());
+	bench_pack_update(b, bench.ids[sess], &bench.activity[sess]);
 }
 
 /* storaged's stats: commits, writes and head. */
@@ -262,43 +166,12 @@ storaged_stats(const char *sock, int64_t *commits, int64_t *writes, int64_t *hea
 
 	if ((bc = bclient_connect(sock, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
-	call(bc, "stats", NULL, &res);
+	bench_call(bc, "stats", NULL, &res);
 	*commits = result_i64(&res, "commits");
 	*writes = result_i64(&res, "writes");
 	*head = result_i64(&res, "head");
 	bclient_msg_free(&res);
 	bclient_free(bc);
-}
-
-/* Raw baseline: 32-byte messages echoed by a child over a socketpair. */
-static double
-raw_rtt_us(void)
-{
-	char buf[32] = { 0 };
-	int sv[2], i;
-	pid_t pid;
-	int64_t t0;
-
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
-		fatal("socketpair");
-	if ((pid = fork()) == 0) {
-		close(sv[0]);
-		while (read(sv[1], buf, sizeof(buf)) > 0)
-			if (write(sv[1], buf, sizeof(buf)) != sizeof(buf))
-				_exit(1);
-		_exit(0);
-	}
-	close(sv[1]);
-	t0 = aotime_mono_us();
-	for (i = 0; i < RTT_N; i++) {
-		if (write(sv[0], buf, sizeof(buf)) != sizeof(buf) ||
-		    read(sv[0], buf, sizeof(buf)) <= 0)
-			fatal("raw round trip");
-	}
-	t0 = aotime_mono_us() - t0;
-	close(sv[0]);
-	waitpid(pid, NULL, 0);
-	return (double)t0 / RTT_N;
 }
 
 /* Raw SQLite, opened as store_open() opens ao.db. */
@@ -379,14 +252,15 @@ raw_writes_per_s(sqlite3 *db, int n, int batch, double txn_us[2])
 	if (batch == 1)
 		ns = xcalloc((size_t)n, sizeof(*ns));
 	head = raw_head(db);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (i = 0; i < n; i += batch) {
-		t1 = now_ns();
+		t1 = bench_now_ns();
 		raw_step(db, begin);
 		for (k = 0; k < batch; k++) {
 			sess = (i + k) % NSESS;
 			sqlite3_bind_text(update, 1, bench.ids[sess], -1, SQLITE_STATIC);
-			sqlite3_bind_text(update, 2, next_activity(sess), -1,
+			sqlite3_bind_text(update, 2,
+			    bench_next_activity(&bench.activity[sess]), -1,
 			    SQLITE_STATIC);
 			sqlite3_bind_int64(update, 3, aotime_wall_ms());
 			raw_step(db, update);
@@ -395,9 +269,9 @@ raw_writes_per_s(sqlite3 *db, int n, int batch, double txn_us[2])
 		}
 		raw_step(db, commit);
 		if (ns != NULL)
-			ns[i] = now_ns() - t1;
+			ns[i] = bench_now_ns() - t1;
 	}
-	t0 = now_ns() - t0;
+	t0 = bench_now_ns() - t0;
 	sqlite3_finalize(begin);
 	sqlite3_finalize(update);
 	sqlite3_finalize(commit);
@@ -405,8 +279,7 @@ raw_writes_per_s(sqlite3 *db, int n, int batch, double txn_us[2])
 		fatalx("raw: %lld change_log rows for %d updates",
 		    (long long)(raw_head(db) - head), n);
 	if (ns != NULL) {
-		txn_us[0] = percentile_us(ns, (size_t)n, 50);
-		txn_us[1] = percentile_us(ns, (size_t)n, 99);
+		bench_percentiles(ns, (size_t)n, &txn_us[0], &txn_us[1]);
 		free(ns);
 	}
 	return n / ((double)t0 / 1e9);
@@ -484,7 +357,7 @@ storaged_writes_per_s(const char *sock)
 	if ((base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	memset(w, 0, sizeof(w));
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (i = 0; i < NCLIENTS; i++) {
 		w[i].base = base;
 		w[i].idx = i;
@@ -493,7 +366,7 @@ storaged_writes_per_s(const char *sock)
 		w[i].c = client_new(base, sock, &cbs, &w[i], NULL);
 	}
 	event_base_dispatch(base);
-	t0 = now_ns() - t0;
+	t0 = bench_now_ns() - t0;
 	for (i = 0; i < NCLIENTS; i++) {
 		client_free(w[i].c);
 		rpc_buf_free(&w[i].params);
@@ -520,15 +393,14 @@ storaged_latency(const char *sock, double *p50, double *p99)
 	rpc_buf_init(&b);
 	for (i = 0; i < WARMUP_N + LAT_N; i++) {
 		pack_update(&b, i % NSESS);
-		t0 = now_ns();
-		call(bc, "session.update", &b, &res);
-		t0 = now_ns() - t0;
+		t0 = bench_now_ns();
+		bench_call(bc, "session.update", &b, &res);
+		t0 = bench_now_ns() - t0;
 		bclient_msg_free(&res);
 		if (i >= WARMUP_N)
 			ns[i - WARMUP_N] = t0;
 	}
-	*p50 = percentile_us(ns, LAT_N, 50);
-	*p99 = percentile_us(ns, LAT_N, 99);
+	bench_percentiles(ns, LAT_N, p50, p99);
 	free(ns);
 	rpc_buf_free(&b);
 	bclient_free(bc);
@@ -611,10 +483,10 @@ main(int argc, char **argv)
 	/* The raw baseline's database: made and populated by the daemon itself. */
 	snprintf(data, sizeof(data), "%s/raw", bench.dir);
 	storaged_start(argv[1], data, sock, sizeof(sock));
-	populate(sock);
+	bench_populate(sock, bench.ids, NSESS);
 	storaged_stop();
 
-	rtt = raw_rtt_us();
+	rtt = bench_raw_rtt_us(RTT_N);
 	snprintf(db, sizeof(db), "%s/ao.db", data);
 	raw = raw_open(db);
 	raw1 = raw_writes_per_s(raw, RAW_1ROW_N, 1, txn);
@@ -625,7 +497,7 @@ main(int argc, char **argv)
 	memset(bench.activity, 0, sizeof(bench.activity));
 	snprintf(data, sizeof(data), "%s/srv", bench.dir);
 	storaged_start(argv[1], data, sock, sizeof(sock));
-	populate(sock);
+	bench_populate(sock, bench.ids, NSESS);
 	storaged_stats(sock, &c0, &n0, &h0);
 	proc_usage(bench.daemon, &u0);
 	w8 = storaged_writes_per_s(sock);

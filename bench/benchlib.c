@@ -1,0 +1,156 @@
+#include "bench/benchlib.h"
+
+#include <ftw.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/aotime.h"
+#include "common/log.h"
+
+#define CALL_MS	10000
+
+int64_t
+bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The p-th percentile of sorted v[0..n), in microseconds. */
+static double
+percentile_us(const int64_t *v, size_t n, int p)
+{
+	size_t i = n * (size_t)p / 100;
+
+	if (i >= n)
+		i = n - 1;
+	return (double)v[i] / 1000.0;
+}
+
+void
+bench_percentiles(int64_t *v, size_t n, double *p50, double *p99)
+{
+	qsort(v, n, sizeof(*v), cmp_i64);
+	*p50 = percentile_us(v, n, 50);
+	*p99 = percentile_us(v, n, 99);
+}
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+void
+bench_rmrf(const char *dir)
+{
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void
+bench_call(struct bclient *bc, const char *method, const struct rpc_buf *params,
+    struct bclient_msg *res)
+{
+	struct rpc_error err;
+
+	if (bclient_call(bc, method, params != NULL ? params->sb.data : NULL,
+	    params != NULL ? params->sb.size : 0, CALL_MS, res, &err) == -1)
+		fatalx("%s: %s", method, err.message);
+}
+
+void
+bench_populate(const char *sock, char (*ids)[BENCH_ID_LEN], int n)
+{
+	struct bclient_msg res;
+	struct rpc_buf b;
+	struct bclient *bc;
+	char err[256];
+	int i;
+
+	if ((bc = bclient_connect(sock, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	rpc_buf_init(&b);
+	msgpack_pack_map(&b.pk, 2);
+	rpc_pack_kv_str(&b.pk, "id", "bench");
+	rpc_pack_kv_str(&b.pk, "path", "/nonexistent/bench");
+	bench_call(bc, "project.upsert", &b, &res);
+	bclient_msg_free(&res);
+	for (i = 0; i < n; i++) {
+		rpc_buf_reset(&b);
+		msgpack_pack_map(&b.pk, 1);
+		rpc_pack_kv_str(&b.pk, "project_id", "bench");
+		bench_call(bc, "session.create", &b, &res);
+		if (rpc_obj_str(rpc_map_get(res.m.result, "id"), ids[i],
+		    BENCH_ID_LEN) == -1)
+			fatalx("session.create returned no id");
+		bclient_msg_free(&res);
+	}
+	rpc_buf_free(&b);
+	bclient_free(bc);
+}
+
+const char *
+bench_next_activity(int *state)
+{
+	*state = *state == 1 ? 2 : 1;
+	return *state == 1 ? "active" : "idle";
+}
+
+void
+bench_pack_update(struct rpc_buf *b, const char *id, int *state)
+{
+	rpc_buf_reset(b);
+	msgpack_pack_map(&b->pk, 3);
+	rpc_pack_kv_str(&b->pk, "id", id);
+	rpc_pack_kv_str(&b->pk, "activity_state", bench_next_activity(state));
+	rpc_pack_kv_i64(&b->pk, "activity_at", aotime_wall_ms());
+}
+
+double
+bench_raw_rtt_us(int n)
+{
+	char buf[32] = { 0 };
+	int sv[2], i;
+	pid_t pid;
+	int64_t t0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
+		fatal("socketpair");
+	if ((pid = fork()) == 0) {
+		close(sv[0]);
+		while (read(sv[1], buf, sizeof(buf)) > 0)
+			if (write(sv[1], buf, sizeof(buf)) != sizeof(buf))
+				_exit(1);
+		_exit(0);
+	}
+	close(sv[1]);
+	t0 = aotime_mono_us();
+	for (i = 0; i < n; i++) {
+		if (write(sv[0], buf, sizeof(buf)) != sizeof(buf) ||
+		    read(sv[0], buf, sizeof(buf)) <= 0)
+			fatal("raw round trip");
+	}
+	t0 = aotime_mono_us() - t0;
+	close(sv[0]);
+	waitpid(pid, NULL, 0);
+	return (double)t0 / n;
+}

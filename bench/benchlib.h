@@ -1,0 +1,39 @@
+/*
+ * What the benchmark programs share: a clock, percentiles, removing the run's
+ * directory, a project with sessions to update, and the raw socket round trip
+ * that the ratios are measured against.
+ */
+#ifndef AO_BENCHLIB_H
+#define AO_BENCHLIB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/bclient.h"
+#include "proto/rpc.h"
+
+#define BENCH_ID_LEN	32
+
+int64_t bench_now_ns(void);
+/* Sorts v[0..n) and stores its p50 and p99 in microseconds. */
+void bench_percentiles(int64_t *v, size_t n, double *p50, double *p99);
+/* Removes dir and everything under it (not following symlinks). */
+void bench_rmrf(const char *dir);
+
+/* A call that must succeed (10 s timeout); exits with the error otherwise. */
+void bench_call(struct bclient *, const char *method, const struct rpc_buf *params,
+    struct bclient_msg *res);
+/* Project "bench" and n sessions in it, through storaged at sock. */
+void bench_populate(const char *sock, char (*ids)[BENCH_ID_LEN], int n);
+/*
+ * The next activity_state of a session whose last one is *state (0 unknown,
+ * 1 active, 2 idle): never the current one, so session_updated fires.
+ */
+const char *bench_next_activity(int *state);
+/* session.update params that flip the session's activity_state. */
+void bench_pack_update(struct rpc_buf *, const char *id, int *state);
+
+/* Raw baseline: n round trips of 32 bytes to an echoing child over a socketpair. */
+double bench_raw_rtt_us(int n);
+
+#endif
