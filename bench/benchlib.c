@@ -1,7 +1,9 @@
 #include "bench/benchlib.h"
 
 #include <ftw.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -11,6 +13,21 @@
 #include "common/log.h"
 
 #define CALL_MS	10000
+
+void
+bench_args(int argc, char **argv, const char *usage, const char *what)
+{
+	if (argc == 2 && (strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "--help") == 0)) {
+		printf("usage: %s\n%s.\nRun by `make bench`; prints BENCH lines.\n",
+		    usage, what);
+		exit(0);
+	}
+	if (argc != 2 || argv[1][0] == '-') {
+		fprintf(stderr, "usage: %s\n", usage);
+		exit(2);
+	}
+}
 
 int64_t
 bench_now_ns(void)

@@ -14,6 +14,13 @@
 
 #define BENCH_ID_LEN	32
 
+/*
+ * The one argument every benchmark takes: --help prints usage ("name ARG")
+ * and what it measures, then exits 0; anything but one non-flag argument
+ * exits 2 with the usage.
+ */
+void bench_args(int argc, char **argv, const char *usage, const char *what);
+
 int64_t bench_now_ns(void);
 /* Sorts v[0..n) and stores its p50 and p99 in microseconds. */
 void bench_percentiles(int64_t *v, size_t n, double *p50, double *p99);

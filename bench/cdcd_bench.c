@@ -1467,15 +1467,9 @@ main(int argc, char **argv)
 	int i;
 
 	log_init("cdcd_bench", 0);
-	if (argc == 2 && (strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "--help") == 0)) {
-		printf("usage: cdcd_bench BIN_DIR\ncdcd commit-to-subscriber latency and fan-out against a raw fan-out and Redis Streams.\nRun by `make bench`; prints BENCH lines.\n");
-		return 0;
-	}
-	if (argc != 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: cdcd_bench BIN_DIR\n");
-		return 2;
-	}
+	bench_args(argc, argv, "cdcd_bench BIN_DIR",
+	    "cdcd commit-to-subscriber latency and fan-out against a raw "
+	    "fan-out and Redis Streams");
 	signal(SIGPIPE, SIG_IGN);
 	bench.self = getpid();
 	for (i = 0; i < PROC_MAX; i++)

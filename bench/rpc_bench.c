@@ -127,15 +127,8 @@ main(int argc, char **argv)
 	pid_t srv;
 
 	log_init("rpc_bench", 0);
-	if (argc == 2 && (strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "--help") == 0)) {
-		printf("usage: rpc_bench HELPER_DIR\nmsgpack-rpc round trip against a raw Unix socket round trip.\nRun by `make bench`; prints BENCH lines.\n");
-		return 0;
-	}
-	if (argc != 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: rpc_bench HELPER_DIR\n");
-		return 2;
-	}
+	bench_args(argc, argv, "rpc_bench HELPER_DIR",
+	    "msgpack-rpc round trip against a raw Unix socket round trip");
 	signal(SIGPIPE, SIG_IGN);
 	if (mkdtemp(dir) == NULL)
 		fatal("mkdtemp");

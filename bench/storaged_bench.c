@@ -463,15 +463,8 @@ main(int argc, char **argv)
 	long rss;
 
 	log_init("storaged_bench", 0);
-	if (argc == 2 && (strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "--help") == 0)) {
-		printf("usage: storaged_bench BIN_DIR\nstoraged write throughput and latency against raw SQLite.\nRun by `make bench`; prints BENCH lines.\n");
-		return 0;
-	}
-	if (argc != 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: storaged_bench BIN_DIR\n");
-		return 2;
-	}
+	bench_args(argc, argv, "storaged_bench BIN_DIR",
+	    "storaged write throughput and latency against raw SQLite");
 	signal(SIGPIPE, SIG_IGN);
 	bench.self = getpid();
 	bench.daemon = -1;
