@@ -164,6 +164,17 @@ append_cb(void *arg, const struct reader_event *ev)
 	cd.appended++;
 }
 
+/* Feeds every subscriber that is not held back by its high-water mark. */
+static void
+fill_all(void)
+{
+	struct sub *s, *next;
+
+	TAILQ_FOREACH_SAFE(s, &cd.subs, entry, next)
+		if (s->subscribed)
+			sub_fill(s);	/* returns at once for one over its mark */
+}
+
 /*
  * Brings the ring up to the database's head and feeds the live subscribers.
  * A head behind the ring means the database went back in time (restored
@@ -209,9 +220,59 @@ poll_db(void)
 	} while (n == READ_BATCH);
 	rpc_buf_free(&b);
 	cd.reading = false;
-	TAILQ_FOREACH_SAFE(s, &cd.subs, entry, next)
-		if (s->subscribed)
-			sub_fill(s);	/* returns at once for one over its mark */
+	fill_all();
+}
+
+struct tail_read {
+	struct rpc_buf b;
+	bool gap;		/* an event after a gap: not appended */
+};
+
+static void
+tail_cb(void *arg, const struct reader_event *ev)
+{
+	struct tail_read *t = arg;
+
+	if (t->gap || ev->seq != cd.ring.last + 1) {
+		t->gap = true;
+		return;
+	}
+	append_cb(&t->b, ev);
+}
+
+/*
+ * A `committed {head}` wake: the common case is a head just past the
+ * ring's, and then one read of the new rows is all it takes.  Anything
+ * else (a head behind the ring, a gap after it: pruning, or a database
+ * restored from a backup) takes poll_db's full look at the bounds.
+ */
+static void
+on_committed(int64_t head)
+{
+	struct tail_read t = { .gap = false };
+	char err[512];
+	int n;
+
+	if (head == cd.ring.last && cd.rd_open)
+		return;
+	if (head < cd.ring.last || cd.reading || !cd.rd_open) {
+		poll_db();
+		return;
+	}
+	cd.reading = true;
+	rpc_buf_init(&t.b);
+	do {
+		n = reader_events(&cd.rd, cd.ring.last, READ_BATCH, tail_cb, &t,
+		    err, sizeof(err));
+		if (n == -1)
+			log_warnx("%s", err);
+	} while (n == READ_BATCH && !t.gap);
+	rpc_buf_free(&t.b);
+	cd.reading = false;
+	if (t.gap || n == -1)
+		poll_db();
+	else
+		fill_all();
 }
 
 static void
@@ -788,14 +849,41 @@ storaged_connect(struct client *c, void *arg)
 	poll_db();
 }
 
+/* The head in `committed {head}`; other keys are ignored. */
+static bool
+committed_head(const msgpack_object *params, int64_t *head)
+{
+	const msgpack_object_kv *kv;
+	uint32_t i;
+
+	if (params == NULL || params->type != MSGPACK_OBJECT_MAP)
+		return false;
+	for (i = 0; i < params->via.map.size; i++) {
+		kv = &params->via.map.ptr[i];
+		if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 4 &&
+		    memcmp(kv->key.via.str.ptr, "head", 4) == 0 &&
+		    kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		    kv->val.via.u64 <= INT64_MAX) {
+			*head = (int64_t)kv->val.via.u64;
+			return true;
+		}
+	}
+	return false;
+}
+
 static void
 storaged_notify(struct client *c, const char *method, const msgpack_object *params,
     void *arg)
 {
+	int64_t head;
+
 	(void)c;
-	(void)params;
 	(void)arg;
-	if (strcmp(method, "committed") == 0)
+	if (strcmp(method, "committed") != 0)
+		return;
+	if (committed_head(params, &head))
+		on_committed(head);
+	else
 		poll_db();
 }
 
