@@ -883,6 +883,42 @@ START_TEST(retention_chunks)
 }
 END_TEST
 
+/*
+ * Retention prunes only from the oldest end: a re-added project's event
+ * carries the project's registration time, old by the age limit yet
+ * behind young events; deleting it would leave a hole in the log.
+ */
+START_TEST(retention_prefix)
+{
+	struct storaged_config cfg = { .retention_ms = 100000,
+		.retention_rows = 1000 };
+	sqlite3_stmt *s;
+	json_t *r;
+
+	make_project("app");				/* 1: at 1000 */
+	st.fixed_now = 1000 + 150000;
+	ok("session.create", "{\"project_id\": \"app\"}");	/* 2 */
+	ok("project.archive", "{\"id\": \"app\"}");		/* 3 */
+	make_project("app");				/* 4: re-added, at 1000 */
+	ck_assert_int_eq(count_log(), 4);
+	ck_assert_int_eq(sqlite3_prepare_v2(st.db, "SELECT at FROM change_log"
+	    " WHERE seq = 4 AND type = 'project_added'", -1, &s, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int64(s, 0), 1000);
+	sqlite3_finalize(s);
+	ck_assert_int_eq(prune_all(&cfg), 1);
+	OK(r, "changelog.head", NULL);
+	ck_assert_int_eq(num(r, "oldest"), 2);
+	ck_assert_int_eq(num(r, "head"), 4);
+	json_decref(r);
+	ck_assert_int_eq(count_log(), 3);
+	/* Once everything before it is old, it goes too. */
+	st.fixed_now = 1000 + 300000;
+	ck_assert_int_eq(prune_all(&cfg), 3);
+	ck_assert_int_eq(count_log(), 0);
+}
+END_TEST
+
 START_TEST(migrations)
 {
 	struct store other;
@@ -911,6 +947,28 @@ START_TEST(migrations)
 	ck_assert_ptr_nonnull(strstr(err, "version 99, newer"));
 	ck_assert_int_eq(sqlite3_exec(st.db, "PRAGMA user_version = 1", NULL, NULL,
 	    NULL), SQLITE_OK);
+}
+END_TEST
+
+/* A version 2 database is upgraded in place: 3 drops change_log_at. */
+START_TEST(migration_3)
+{
+	char err[256];
+	int perm;
+	sqlite3_stmt *s;
+
+	session_with_project();
+	ck_assert_int_eq(sqlite3_exec(st.db, "CREATE INDEX change_log_at ON"
+	    " change_log(at); PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
+	store_close(&st);
+	ck_assert_int_eq(store_open(&st, dbpath, &perm, err, sizeof(err)), 0);
+	ok("session.get", "{\"id\": \"app-1\"}");
+	ck_assert_int_eq(sqlite3_prepare_v2(st.db, "SELECT COUNT(*) FROM"
+	    " sqlite_schema WHERE name = 'change_log_at'", -1, &s, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(s, 0), 0);
+	sqlite3_finalize(s);
+	ck_assert_int_eq(schema_version(), 3);
 }
 END_TEST
 
@@ -1048,7 +1106,9 @@ store_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, retention);
 	tcase_add_test(tc, retention_chunks);
+	tcase_add_test(tc, retention_prefix);
 	tcase_add_test(tc, migrations);
+	tcase_add_test(tc, migration_3);
 	tcase_add_test(tc, schema_checks);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad input");
