@@ -17,7 +17,7 @@ BINDIR  := $(O)/bin
 endif
 
 CC      ?= cc
-PKGS    := libevent msgpack sqlite3 jansson inih libsystemd nettle
+PKGS    := libevent msgpack sqlite3 jansson inih libsystemd nettle liburing
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
@@ -130,7 +130,8 @@ fuzz: deps-fuzz $(FUZZ_BINS)
 # Debian packages.  Installed with apt-get when missing and running as root;
 # otherwise the exact command is printed and the target fails.
 DEB_PKGS      := gcc make pkg-config libevent-dev libmsgpack-dev libsqlite3-dev check \
-                 libjansson-dev libinih-dev libsystemd-dev libbsd-dev nettle-dev git tmux procps
+                 libjansson-dev libinih-dev libsystemd-dev libbsd-dev nettle-dev liburing-dev \
+                 git tmux procps
 DEB_PKGS_FUZZ := clang libclang-rt-dev
 # Peers measured beside ao in the same run.
 DEB_PKGS_BENCH := redis-server redis-tools

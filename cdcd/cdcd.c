@@ -23,6 +23,7 @@
 #include "common/aotime.h"
 #include "common/daemon.h"
 #include "common/log.h"
+#include "common/sendbatch.h"
 #include "common/xmalloc.h"
 #include "proto/client.h"
 #include "proto/server.h"
@@ -164,15 +165,20 @@ append_cb(void *arg, const struct reader_event *ev)
 	cd.appended++;
 }
 
-/* Feeds every subscriber that is not held back by its high-water mark. */
+/*
+ * Feeds every subscriber that is not held back by its high-water mark, with
+ * one system call for all of them (peer_cork).
+ */
 static void
 fill_all(void)
 {
 	struct sub *s, *next;
 
+	peer_cork(true);
 	TAILQ_FOREACH_SAFE(s, &cd.subs, entry, next)
 		if (s->subscribed)
 			sub_fill(s);	/* returns at once for one over its mark */
+	peer_cork(false);
 }
 
 /*
@@ -949,6 +955,7 @@ main(int argc, char **argv)
 	cd.tick_ms = aotime_mono_ms();
 	sigs = daemon_signals(cd.base);
 	reader_ready();
+	log_debug("batched socket sends: %s", sendbatch_backend());
 	daemon_ready(&cd.opts);
 	event_base_dispatch(cd.base);
 

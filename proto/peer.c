@@ -12,6 +12,7 @@
 #include <event2/bufferevent.h>
 
 #include "common/aotime.h"
+#include "common/sendbatch.h"
 #include "common/xmalloc.h"
 #include "proto/scan.h"
 
@@ -60,6 +61,10 @@ struct peer {
 
 	struct event *resume_ev;
 	struct event *free_ev;
+	struct evbuffer *corked_out;	/* sent while corked: see peer_cork */
+	bool in_batch;		/* corked_out goes before anything else */
+	bool listed;		/* in the batch list (in_batch, not yet flushing) */
+	TAILQ_ENTRY(peer) batch_entry;
 	uid_t uid;
 	pid_t pid;
 	void *udata;
@@ -76,6 +81,13 @@ peer_limits_default(struct peer_limits *l)
 	l->max_inflight = 1024;
 }
 
+/* The peers with corked output, in the order they were first sent to. */
+static TAILQ_HEAD(, peer) batch = TAILQ_HEAD_INITIALIZER(batch);
+static int corked;	/* peer_cork() depth */
+
+static void batch_leave(struct peer *);
+static size_t outlen(const struct peer *);
+
 static void peer_readcb(struct bufferevent *, void *);
 static void peer_writecb(struct bufferevent *, void *);
 static void peer_eventcb(struct bufferevent *, short, void *);
@@ -91,6 +103,8 @@ peer_free_cb(evutil_socket_t fd, short what, void *arg)
 	bufferevent_free(p->bev);
 	event_free(p->resume_ev);
 	event_free(p->free_ev);
+	if (p->corked_out != NULL)
+		evbuffer_free(p->corked_out);
 	free(p->flush_reason);
 	free(p);
 }
@@ -195,6 +209,9 @@ peer_close(struct peer *p, const char *reason)
 	if (p->closed)
 		return;
 	p->closed = true;
+	batch_leave(p);
+	if (p->corked_out != NULL)
+		evbuffer_drain(p->corked_out, evbuffer_get_length(p->corked_out));
 	bufferevent_disable(p->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(p->bev, NULL, NULL, NULL, NULL);
 	event_del(p->resume_ev);
@@ -234,6 +251,15 @@ peer_close_after_flush(struct peer *p, const char *reason)
 	p->flushing = true;
 	p->flush_reason = xstrdup(reason);
 	bufferevent_disable(p->bev, EV_READ);
+	/* Corked output goes first, through the bufferevent. */
+	if (p->in_batch) {
+		batch_leave(p);
+		if (evbuffer_add_buffer(bufferevent_get_output(p->bev),
+		    p->corked_out) == -1) {
+			peer_close(p, "evbuffer_add_buffer failed");
+			return;
+		}
+	}
 	if (evbuffer_get_length(bufferevent_get_output(p->bev)) == 0) {
 		peer_close(p, reason);
 		return;
@@ -245,7 +271,7 @@ peer_close_after_flush(struct peer *p, const char *reason)
 static void
 peer_update_reading(struct peer *p)
 {
-	size_t out = evbuffer_get_length(bufferevent_get_output(p->bev));
+	size_t out = outlen(p);
 	bool pause;
 
 	if (p->closed || p->flushing)
@@ -272,7 +298,7 @@ peer_account(struct peer *p, size_t len)
 
 	if (p->closed)
 		return -1;
-	out = evbuffer_get_length(bufferevent_get_output(p->bev));
+	out = outlen(p);
 	if (out + len > p->lim.out_cap) {
 		char reason[128];
 
@@ -288,7 +314,7 @@ peer_account(struct peer *p, size_t len)
 static void
 peer_after_send(struct peer *p)
 {
-	if (evbuffer_get_length(bufferevent_get_output(p->bev)) > p->lim.out_lowat)
+	if (outlen(p) > p->lim.out_lowat)
 		p->above_lowat = true;
 	peer_update_reading(p);
 }
@@ -298,13 +324,118 @@ peer_after_send(struct peer *p)
  * costs one write(2) instead of arming EV_WRITE (epoll_ctl), a loop turn,
  * a writev and disarming.  Only what the socket does not take is buffered,
  * after which the bufferevent keeps the order.
+ *
+ * Corked, a send to a peer with nothing queued collects in its corked_out
+ * instead, and the last peer_cork(false) sends every peer's collection with
+ * one sendbatch: one system call for a fan-out to 100 subscribers or for a
+ * group commit's answers.  What a socket does not take joins the
+ * bufferevent's output, as above.
  */
-static int corked;	/* peer_cork(): sends only queue */
+#define BATCH_PEERS	64	/* peers per sendbatch call */
+#define BATCH_IOV	8	/* chains of one peer's corked output per send */
+
+static void
+batch_leave(struct peer *p)
+{
+	if (p->listed)
+		TAILQ_REMOVE(&batch, p, batch_entry);
+	p->listed = p->in_batch = false;
+}
+
+static size_t
+outlen(const struct peer *p)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_output(p->bev));
+
+	if (p->in_batch)
+		n += evbuffer_get_length(p->corked_out);
+	return n;
+}
+
+/* Where a send goes while corked, or NULL: the socket or the bufferevent. */
+static struct evbuffer *
+cork_target(struct peer *p)
+{
+	/* Still in a batch being flushed: behind what it holds. */
+	if (p->in_batch)
+		return p->corked_out;
+	if (corked == 0 || evbuffer_get_length(bufferevent_get_output(p->bev)) > 0)
+		return NULL;
+	if (p->corked_out == NULL && (p->corked_out = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new failed");
+	p->in_batch = p->listed = true;
+	TAILQ_INSERT_TAIL(&batch, p, batch_entry);
+	return p->corked_out;
+}
+
+static void
+batch_flush(void)
+{
+	struct sendbatch_msg m[BATCH_PEERS];
+	struct iovec iov[BATCH_PEERS][BATCH_IOV];
+	struct evbuffer_iovec ev[BATCH_IOV];
+	struct peer *who[BATCH_PEERS], *p;
+	size_t n, i;
+	int k, j;
+
+	while (!TAILQ_EMPTY(&batch)) {
+		n = 0;
+		while (n < BATCH_PEERS && (p = TAILQ_FIRST(&batch)) != NULL) {
+			k = evbuffer_peek(p->corked_out, -1, NULL, ev, BATCH_IOV);
+			if (k > BATCH_IOV)
+				k = BATCH_IOV;
+			if (k <= 0) {
+				batch_leave(p);
+				continue;
+			}
+			for (j = 0; j < k; j++) {
+				iov[n][j].iov_base = ev[j].iov_base;
+				iov[n][j].iov_len = ev[j].iov_len;
+			}
+			m[n].fd = bufferevent_getfd(p->bev);
+			m[n].iov = iov[n];
+			m[n].iovcnt = k;
+			who[n++] = p;
+			/* Sends from callbacks meanwhile still queue behind it. */
+			TAILQ_REMOVE(&batch, p, batch_entry);
+			p->listed = false;
+		}
+		sendbatch(m, n);
+		for (i = 0; i < n; i++) {
+			p = who[i];
+			if (!p->in_batch)
+				continue;	/* closed meanwhile */
+			p->in_batch = false;
+			if (m[i].res > 0)
+				evbuffer_drain(p->corked_out, (size_t)m[i].res);
+			/* Errors (EPIPE, ECONNRESET) surface through the bufferevent. */
+			if (evbuffer_get_length(p->corked_out) > 0 &&
+			    evbuffer_add_buffer(bufferevent_get_output(p->bev),
+			    p->corked_out) == -1) {
+				peer_close(p, "evbuffer_add_buffer failed");
+				continue;
+			}
+			peer_after_send(p);
+			/*
+			 * Over out_lowat while corked, yet all sent: no write
+			 * will report the drain (on_drain), so report it from
+			 * the loop.
+			 */
+			if (p->above_lowat && evbuffer_get_length(
+			    bufferevent_get_output(p->bev)) == 0)
+				bufferevent_trigger(p->bev, EV_WRITE,
+				    BEV_TRIG_DEFER_CALLBACKS);
+		}
+	}
+}
 
 void
 peer_cork(bool on)
 {
-	corked += on ? 1 : -1;
+	if (on)
+		corked++;
+	else if (--corked == 0)
+		batch_flush();
 }
 
 static size_t
@@ -312,7 +443,7 @@ write_through(struct peer *p, const void *buf, size_t len)
 {
 	ssize_t n;
 
-	if (corked > 0 || evbuffer_get_length(bufferevent_get_output(p->bev)) > 0)
+	if (evbuffer_get_length(bufferevent_get_output(p->bev)) > 0)
 		return 0;
 	do
 		n = send(bufferevent_getfd(p->bev), buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -324,10 +455,19 @@ write_through(struct peer *p, const void *buf, size_t len)
 int
 peer_send(struct peer *p, const void *buf, size_t len)
 {
+	struct evbuffer *cork;
 	size_t done;
 
 	if (peer_account(p, len) == -1)
 		return -1;
+	if ((cork = cork_target(p)) != NULL) {
+		if (evbuffer_add(cork, buf, len) == -1) {
+			peer_close(p, "evbuffer_add failed");
+			return -1;
+		}
+		peer_after_send(p);
+		return 0;
+	}
 	done = write_through(p, buf, len);
 	if (done == len) {
 		peer_after_send(p);
@@ -359,6 +499,7 @@ int
 peer_send_ref(struct peer *p, const void *buf, size_t len,
     void (*cleanup)(const void *, size_t, void *), void *arg)
 {
+	struct evbuffer *cork;
 	struct send_ref *sr;
 
 	if (peer_account(p, len) == -1) {
@@ -368,8 +509,9 @@ peer_send_ref(struct peer *p, const void *buf, size_t len,
 	sr = xmalloc(sizeof(*sr));
 	sr->cleanup = cleanup;
 	sr->arg = arg;
-	if (evbuffer_add_reference(bufferevent_get_output(p->bev), buf, len,
-	    send_ref_cleanup, sr) == -1) {
+	if ((cork = cork_target(p)) == NULL)
+		cork = bufferevent_get_output(p->bev);
+	if (evbuffer_add_reference(cork, buf, len, send_ref_cleanup, sr) == -1) {
 		send_ref_cleanup(buf, len, sr);
 		peer_close(p, "evbuffer_add_reference failed");
 		return -1;
@@ -766,7 +908,7 @@ peer_outlen(const struct peer *p)
 {
 	if (p->closed)
 		return 0;
-	return evbuffer_get_length(bufferevent_get_output(p->bev));
+	return outlen(p);
 }
 
 size_t

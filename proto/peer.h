@@ -114,10 +114,14 @@ void peer_schedule_error(struct event_base *, peer_reply_fn cb, void *arg,
 int peer_notify(struct peer *, const char *method, const void *params, size_t plen);
 
 /*
- * Between peer_cork(true) and peer_cork(false) sends only queue, so many
- * answers to one connection leave in one writev from the loop instead of a
- * write(2) each (storaged's group commit answers a whole batch at once).
- * Outside, a send to a peer with nothing queued is written at once.
+ * Between peer_cork(true) and the matching peer_cork(false) sends collect
+ * per peer, and the outermost peer_cork(false) sends them all with one
+ * system call (io_uring; one sendmsg per peer where it is unavailable; see
+ * common/sendbatch.h): a fan-out to many subscribers, or a group commit's
+ * answers, in one go.  Order per peer is kept, peer_outlen counts what is
+ * collected, and what a socket does not take is queued as usual.  Outside,
+ * a send to a peer with nothing queued is written at once.  Corks nest;
+ * never hold one across a return to the event loop.
  */
 void peer_cork(bool);
 

@@ -22,6 +22,7 @@
 #include "common/aotime.h"
 #include "common/daemon.h"
 #include "common/log.h"
+#include "common/sendbatch.h"
 #include "common/xmalloc.h"
 #include "proto/server.h"
 #include "storaged/storaged.h"
@@ -154,7 +155,9 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 		    txerr.message);
 	else
 		sd.commits++;
+	/* The wake and every answer leave in one system call, the wake first. */
 	peer_cork(true);
+	announce_head();
 	while ((p = TAILQ_FIRST(&sd.batch)) != NULL) {
 		TAILQ_REMOVE(&sd.batch, p, entry);
 		if (p->req->peer != NULL)
@@ -170,7 +173,6 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	sd.nbatch = 0;
 	peer_cork(false);
-	announce_head();
 }
 
 static void
@@ -355,6 +357,7 @@ main(int argc, char **argv)
 
 	log_info("serving %s (schema %d, head %lld)", path, schema_version(),
 	    (long long)sd.last_head);
+	log_debug("batched socket sends: %s", sendbatch_backend());
 	daemon_ready(&opts);
 	event_base_dispatch(sd.base);
 

@@ -8,6 +8,7 @@
 #include <event2/event.h>
 
 #include "common/aotime.h"
+#include "common/sendbatch.h"
 #include "proto/peer.h"
 #include "tests/lib/testlib.h"
 
@@ -18,6 +19,7 @@ struct side {
 	char close_reason[256];
 	char last_notify[64];
 	int64_t last_i;
+	int disorder;			/* notifications whose i was not nnotify - 1 */
 	struct peer_req *held[64];	/* requests not yet answered */
 	int nheld;
 	bool hold;			/* keep requests instead of echoing */
@@ -115,6 +117,8 @@ on_notify(struct peer *p, const char *method, const msgpack_object *params, void
 	s->nnotify++;
 	snprintf(s->last_notify, sizeof(s->last_notify), "%s", method);
 	rpc_obj_i64(rpc_map_get(params, "i"), &s->last_i);
+	if (s->last_i != s->nnotify - 1)
+		s->disorder++;
 }
 
 static void
@@ -613,6 +617,192 @@ START_TEST(result_too_large)
 }
 END_TEST
 
+/*
+ * Corked sends (peer_cork): _i 0 is the automatic backend (io_uring where
+ * the kernel allows it), _i 1 forces one sendmsg per peer.  NCORK pairs are
+ * more than sendbatch's io_uring threshold.
+ */
+enum { NCORK = 12 };
+
+static void
+cork_backend(int i)
+{
+	sendbatch_force_sendmsg(i == 1);
+	if (i == 0)
+		fprintf(stderr, "peer cork tests: %s\n", sendbatch_backend());
+}
+
+static void
+cork_teardown(void)
+{
+	sendbatch_force_sendmsg(false);
+	teardown();
+}
+
+/* Sends i = from..to-1 as notifications `n`. */
+static void
+notify_range(struct peer *p, int from, int to, size_t pad)
+{
+	static char blob[16384];
+	struct rpc_buf b;
+	int i;
+
+	memset(blob, 'p', sizeof(blob));
+	ck_assert_uint_le(pad, sizeof(blob));
+	rpc_buf_init(&b);
+	for (i = from; i < to; i++) {
+		rpc_buf_reset(&b);
+		msgpack_pack_map(&b.pk, pad > 0 ? 2 : 1);
+		rpc_pack_kv_i64(&b.pk, "i", i);
+		if (pad > 0) {
+			rpc_pack_str(&b.pk, "pad");
+			rpc_pack_strn(&b.pk, blob, pad);
+		}
+		ck_assert_int_eq(peer_notify(p, "n", b.sb.data, b.sb.size), 0);
+	}
+	rpc_buf_free(&b);
+}
+
+/* peer_notify on a closed peer: -1, and nothing is queued. */
+static int
+notify_range_closed(struct peer *p)
+{
+	return peer_notify(p, "n", NULL, 0) == -1 && peer_outlen(p) == 0 ? 0 : -1;
+}
+
+/*
+ * A fan-out: what is sent while corked is counted by peer_outlen, nothing
+ * reaches a socket, and the last uncork sends it all at once (no loop
+ * turn), each peer's messages in order.
+ */
+START_TEST(cork_fanout)
+{
+	struct side a[NCORK], b[NCORK], x;
+	char c;
+	int k, raw;
+
+	cork_backend(_i);
+	for (k = 0; k < NCORK; k++)
+		pair(&a[k], &b[k], NULL, NULL);
+	pair(NULL, &x, NULL, &raw);	/* one more, read raw below */
+	peer_cork(true);
+	peer_cork(true);		/* corks nest */
+	for (k = 0; k < NCORK; k++)
+		notify_range(b[k].peer, 0, 3 + k, 0);
+	notify_range(x.peer, 0, 1, 0);
+	peer_cork(false);
+	ck_assert_int_gt(peer_outlen(x.peer), 0);
+	ck_assert_int_eq(recv(raw, &c, 1, MSG_DONTWAIT | MSG_PEEK), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	peer_cork(false);
+	/* Sent by the uncork itself. */
+	ck_assert_int_eq(peer_outlen(x.peer), 0);
+	ck_assert_int_eq(recv(raw, &c, 1, MSG_DONTWAIT | MSG_PEEK), 1);
+	for (k = 0; k < NCORK; k++) {
+		ck_assert_int_eq(peer_outlen(b[k].peer), 0);
+		ck_assert(run_until(&a[k].nnotify, 3 + k, 2000));
+		ck_assert_int_eq(a[k].disorder, 0);
+	}
+	run_for(20);
+	for (k = 0; k < NCORK; k++)
+		ck_assert_int_eq(a[k].nnotify, 3 + k);
+	close(raw);
+}
+END_TEST
+
+/*
+ * More than a socket takes: the rest is queued, and sends after the uncork
+ * still go behind it.
+ */
+START_TEST(cork_short_write)
+{
+	enum { N = 200, PAD = 8192 };
+	struct side a[NCORK], b[NCORK];
+	int k;
+
+	cork_backend(_i);
+	for (k = 0; k < NCORK; k++)
+		pair(&a[k], &b[k], NULL, NULL);
+	peer_cork(true);
+	for (k = 0; k < NCORK; k++)
+		notify_range(b[k].peer, 0, k == 0 ? N : 2, k == 0 ? PAD : 0);
+	peer_cork(false);
+	/* 1.6 MB is more than a Unix socket buffers. */
+	ck_assert_int_gt(peer_outlen(b[0].peer), 0);
+	notify_range(b[0].peer, N, N + 1, 0);
+	ck_assert(run_until(&a[0].nnotify, N + 1, 10000));
+	ck_assert_int_eq(a[0].disorder, 0);
+	for (k = 1; k < NCORK; k++) {
+		ck_assert(run_until(&a[k].nnotify, 2, 2000));
+		ck_assert_int_eq(a[k].disorder, 0);
+	}
+}
+END_TEST
+
+/*
+ * Over out_lowat while corked, all taken by the socket at the uncork: the
+ * drain is still reported (cdcd resumes a subscriber on it).
+ */
+START_TEST(cork_drain)
+{
+	struct peer_limits lim;
+	struct side a[NCORK], b[NCORK];
+	int k;
+
+	cork_backend(_i);
+	peer_limits_default(&lim);
+	lim.out_lowat = 1024;
+	for (k = 0; k < NCORK; k++)
+		pair(&a[k], &b[k], &lim, NULL);
+	run_for(50);	/* a new bufferevent reports "writable" once */
+	for (k = 0; k < NCORK; k++)
+		ck_assert_int_eq(b[k].ndrain, 0);
+	peer_cork(true);
+	for (k = 0; k < NCORK; k++) {
+		notify_range(b[k].peer, 0, 2, 2048);
+		ck_assert_int_gt(peer_outlen(b[k].peer), 1024);
+	}
+	peer_cork(false);
+	for (k = 0; k < NCORK; k++) {
+		ck_assert_int_eq(peer_outlen(b[k].peer), 0);
+		ck_assert(run_until(&b[k].ndrain, 1, 2000));
+		ck_assert(run_until(&a[k].nnotify, 2, 2000));
+	}
+}
+END_TEST
+
+/* A peer closed while corked is left out; the others are still sent to. */
+START_TEST(cork_close)
+{
+	struct side a[NCORK], b[NCORK];
+	struct peer *closed;
+	int k;
+
+	cork_backend(_i);
+	for (k = 0; k < NCORK; k++)
+		pair(&a[k], &b[k], NULL, NULL);
+	peer_cork(true);
+	for (k = 0; k < NCORK; k++)
+		notify_range(b[k].peer, 0, 2, 0);
+	closed = b[3].peer;		/* freed at the next loop turn */
+	peer_close(closed, "closed while corked");
+	ck_assert_int_eq(notify_range_closed(closed), 0);
+	peer_close_after_flush(b[5].peer, "done");
+	peer_cork(false);
+	ck_assert(run_until(&a[3].nclose, 1, 2000));
+	ck_assert_int_eq(a[3].nnotify, 0);
+	/* close_after_flush: its corked messages first, then the close. */
+	ck_assert(run_until(&a[5].nclose, 1, 2000));
+	ck_assert_int_eq(a[5].nnotify, 2);
+	for (k = 0; k < NCORK; k++) {
+		if (k == 3 || k == 5)
+			continue;
+		ck_assert(run_until(&a[k].nnotify, 2, 2000));
+		ck_assert_int_eq(a[k].disorder, 0);
+	}
+}
+END_TEST
+
 Suite *
 peer_suite(void)
 {
@@ -644,6 +834,14 @@ peer_suite(void)
 	tcase_add_test(tc, bad_envelope_answered);
 	tcase_add_test(tc, hostile_huge_count);
 	tcase_add_test(tc, hostile_not_rpc);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("cork");
+	tcase_add_checked_fixture(tc, setup, cork_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, cork_fanout, 0, 2);
+	tcase_add_loop_test(tc, cork_short_write, 0, 2);
+	tcase_add_loop_test(tc, cork_close, 0, 2);
+	tcase_add_loop_test(tc, cork_drain, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
