@@ -321,10 +321,10 @@ db_fill_cb(void *arg, const struct reader_event *ev)
  * Writes events after the cursor while the subscriber's output is under its
  * high-water mark: from the ring when the cursor is inside it, else from the
  * database.  Caught up → LIVE; stopped by the mark → CATCHUP (resumed by
- * on_drain).
+ * on_drain).  Corked by sub_fill, so a backlog leaves in one send.
  */
 static void
-sub_fill(struct sub *s)
+sub_fill_corked(struct sub *s)
 {
 	size_t hw = (size_t)cd.cfg.subscriber_buffer_bytes;
 	char err[512];
@@ -393,6 +393,14 @@ sub_fill(struct sub *s)
 		}
 		}
 	}
+}
+
+static void
+sub_fill(struct sub *s)
+{
+	peer_cork(true);
+	sub_fill_corked(s);
+	peer_cork(false);
 }
 
 /* reset {oldest, head}, the snapshot, snapshot_end {seq}; then events after seq. */
