@@ -20,6 +20,12 @@
  * moment the last subscriber holds all THRU_N events; Redis gets the same
  * harness, the same writer concurrency and an entry of the same fields.
  *
+ * The 100-subscriber latency and its raw floor (below) run LAT_ROUNDS
+ * rounds each and report the round with the median p99, printing every
+ * round's p99: on a shared VM a host stall of a few milliseconds freezes
+ * every process at once, and the 1% of samples it spoils is the p99 of the
+ * round it falls in.
+ *
  * Diagnostics say where the time goes: the latency split at the write's
  * acknowledgement; a raw floor (one thread write()s each event to 100
  * socketpairs, read by the same readers); the CPU each process used in the
@@ -66,6 +72,7 @@
 #define LAT_WARMUP	200		/* paced writes before the samples */
 #define LAT_WRITES	(LAT_WARMUP + LAT_N)
 #define LAT_PERIOD_MS	2		/* one write every */
+#define LAT_ROUNDS	3		/* 100-subscriber and raw latency rounds */
 #define THRU_N		20000		/* events per throughput figure */
 #define NWRITERS	8		/* pipelined writer connections */
 #define WINDOW		64		/* writes in flight per writer */
@@ -1460,12 +1467,29 @@ redis_run(double *live, double *written, double *replay, struct cpu *cpu)
 	proc_stop(PROC_REDIS);
 }
 
+/* The index of the median of n values (n odd). */
+static int
+median_index(const double *v, int n)
+{
+	int i, j, below;
+
+	for (i = 0; i < n; i++) {
+		for (below = 0, j = 0; j < n; j++)
+			if (v[j] < v[i] || (v[j] == v[i] && j < i))
+				below++;
+		if (below == n / 2)
+			return i;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	char sock[128], rsock[128];
-	struct lat l1, l100;
+	struct lat l1, l100, l100r[LAT_ROUNDS];
 	double cdc, cdc_w, cdc_r, raw50, raw99;
+	double p99r[LAT_ROUNDS], raw50r[LAT_ROUNDS], raw99r[LAT_ROUNDS];
 	double red = 0, red_w = 0, red_r = 0;
 	int64_t from;
 	struct timespec settle = { 0, SETTLE_MS * 1000000L };
@@ -1498,7 +1522,11 @@ main(int argc, char **argv)
 	cdc_latency(sock, &l1);
 	while (rd.nsubs < NSUBS)
 		cdc_subscribe(rsock);
-	cdc_latency(sock, &l100);
+	for (i = 0; i < LAT_ROUNDS; i++) {
+		cdc_latency(sock, &l100r[i]);
+		p99r[i] = l100r[i].p99;
+	}
+	l100 = l100r[median_index(p99r, LAT_ROUNDS)];
 	from = rd.subs[0].seq;
 	cpu_sample(&c0, bench.pid[PROC_CDCD], bench.pid[PROC_STORAGED]);
 	cdc = cdc_throughput(sock, &cdc_w);
@@ -1508,7 +1536,11 @@ main(int argc, char **argv)
 	readers_start();
 	cdc_r = cdc_replay(rsock, from);
 	readers_stop();
-	raw_fanout_latency(&raw50, &raw99);
+	for (i = 0; i < LAT_ROUNDS; i++)
+		raw_fanout_latency(&raw50r[i], &raw99r[i]);
+	i = median_index(raw99r, LAT_ROUNDS);
+	raw50 = raw50r[i];
+	raw99 = raw99r[i];
 	nanosleep(&settle, NULL);
 	rss_kib(bench.pid[PROC_CDCD], &rss, &hwm);
 	proc_stop(PROC_CDCD);
@@ -1522,8 +1554,8 @@ main(int argc, char **argv)
 	printf("| cdcd commit-to-subscriber latency p50 / p99, 1 subscriber | "
 	    "%.1f / %.1f us |\n", l1.p50, l1.p99);
 	printf("| cdcd commit-to-subscriber latency p50 / p99, %d subscribers "
-	    "(target p99 < 1000) | %.1f / %.1f us |\n", NSUBS, l100.p50,
-	    l100.p99);
+	    "(target p99 < 1000; the round with the median p99) | %.1f / %.1f "
+	    "us |\n", NSUBS, l100.p50, l100.p99);
 	printf("| of which: write acknowledged by storaged p50 / p99, 1 / %d "
 	    "subscribers | %.1f / %.1f us, %.1f / %.1f us |\n", NSUBS,
 	    l1.ack_p50, l1.ack_p99, l100.ack_p50, l100.ack_p99);
@@ -1531,7 +1563,15 @@ main(int argc, char **argv)
 	    "subscribers | %.1f / %.1f us, %.1f / %.1f us |\n", NSUBS,
 	    l1.after_p50, l1.after_p99, l100.after_p50, l100.after_p99);
 	printf("| raw fan-out floor: one thread write()s each event to %d "
-	    "socketpairs, p50 / p99 | %.1f / %.1f us |\n", NSUBS, raw50, raw99);
+	    "socketpairs, p50 / p99 (the round with the median p99) | %.1f / "
+	    "%.1f us |\n", NSUBS, raw50, raw99);
+	printf("| p99 of each round: cdcd, %d subscribers / raw floor | ", NSUBS);
+	for (i = 0; i < LAT_ROUNDS; i++)
+		printf("%s%.0f", i > 0 ? ", " : "", p99r[i]);
+	printf(" us / ");
+	for (i = 0; i < LAT_ROUNDS; i++)
+		printf("%s%.0f", i > 0 ? ", " : "", raw99r[i]);
+	printf(" us |\n");
 	printf("| cdcd events/s per subscriber, %d subscribers, %d events | "
 	    "%.0f /s |\n", NSUBS, THRU_N, cdc);
 	printf("| cdcd deliveries/s, all %d subscribers | %.0f /s |\n", NSUBS,
