@@ -81,6 +81,8 @@ peer_limits_default(struct peer_limits *l)
 	l->max_inflight = 1024;
 }
 
+#define ZONE_CHUNK	1000	/* first msgpack zone chunk of a message */
+
 /* The peers with corked output, in the order they were first sent to. */
 static TAILQ_HEAD(, peer) batch = TAILQ_HEAD_INITIALIZER(batch);
 static int corked;	/* peer_cork() depth */
@@ -635,8 +637,7 @@ static void
 req_destroy(struct peer_req *r)
 {
 	msgpack_unpacked_destroy(&r->msg);
-	free(r->raw);
-	free(r);
+	free(r);		/* raw with it */
 }
 
 void
@@ -763,14 +764,22 @@ static void
 peer_dispatch(struct peer *p, size_t len)
 {
 	struct evbuffer *in = bufferevent_get_input(p->bev);
-	struct peer_req *r = xcalloc(1, sizeof(*r));
+	struct peer_req *r = xmalloc(sizeof(*r) + len);	/* raw follows */
 	struct rpc_msg m;
 	struct rpc_error err;
 	size_t off = 0;
 	msgpack_unpack_return ur;
 
+	memset(r, 0, sizeof(*r));
 	msgpack_unpacked_init(&r->msg);
-	r->raw = xmalloc(len);
+	/*
+	 * msgpack-c's own first zone chunk is 8 KiB; a request's objects
+	 * take a few hundred bytes, and a chunk this small comes from
+	 * malloc's per-thread cache.  Bigger messages add chunks.
+	 */
+	if ((r->msg.zone = msgpack_zone_new(ZONE_CHUNK)) == NULL)
+		fatalx("msgpack_zone_new failed");
+	r->raw = (char *)(r + 1);
 	evbuffer_remove(in, r->raw, len);
 	ur = msgpack_unpack_next(&r->msg, r->raw, len, &off);
 	if (ur != MSGPACK_UNPACK_SUCCESS || off != len) {

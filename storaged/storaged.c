@@ -65,6 +65,49 @@ struct pending {
 	TAILQ_ENTRY(pending) entry;
 };
 
+/*
+ * Answered pendings are kept for reuse, answer buffer included: a fresh
+ * one cost a calloc and an 8 KiB buffer per write.  Bounded in count and
+ * in what a kept buffer may hold.
+ */
+#define PENDING_KEEP		1024
+#define PENDING_KEEP_BYTES	(64 * 1024)
+
+static TAILQ_HEAD(, pending) pending_free = TAILQ_HEAD_INITIALIZER(pending_free);
+static unsigned npending_free;
+
+static struct pending *
+pending_get(struct peer_req *req, const struct api_method *m)
+{
+	struct pending *p = TAILQ_FIRST(&pending_free);
+
+	if (p != NULL) {
+		TAILQ_REMOVE(&pending_free, p, entry);
+		npending_free--;
+		rpc_buf_reset(&p->out);
+	} else {
+		p = xcalloc(1, sizeof(*p));
+		rpc_buf_init(&p->out);
+	}
+	p->req = req;
+	p->m = m;
+	p->rc = 0;
+	rpc_error_clear(&p->err);
+	return p;
+}
+
+static void
+pending_put(struct pending *p)
+{
+	if (npending_free < PENDING_KEEP && p->out.sb.alloc <= PENDING_KEEP_BYTES) {
+		TAILQ_INSERT_HEAD(&pending_free, p, entry);
+		npending_free++;
+		return;
+	}
+	rpc_buf_free(&p->out);
+	free(p);
+}
+
 static struct {
 	struct event_base *base;
 	struct server *srv;
@@ -168,8 +211,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 			reply_result(p->req, p->rc, &p->out, &p->err);
 		if (p->m->write)
 			sd.writes++;
-		rpc_buf_free(&p->out);
-		free(p);
+		pending_put(p);
 	}
 	sd.nbatch = 0;
 	peer_cork(false);
@@ -180,27 +222,33 @@ handle_api(struct peer_req *req, void *arg)
 {
 	const struct api_method *m = api_find(req->method);
 	struct conn *c = peer_udata(req->peer);
-	struct rpc_buf out;
+	static struct rpc_buf out;	/* answers are copied out: reused */
+	static bool out_init;
 	struct rpc_error err;
 	struct pending *p;
 	int rc;
 
 	(void)arg;
 	if (m->write || c->queued > 0) {
-		p = xcalloc(1, sizeof(*p));
-		p->req = req;
-		p->m = m;
-		rpc_buf_init(&p->out);
+		p = pending_get(req, m);
 		TAILQ_INSERT_TAIL(&sd.batch, p, entry);
 		sd.nbatch++;
 		c->queued++;
 		event_active(sd.flush_ev, EV_TIMEOUT, 1);
 		return;
 	}
-	rpc_buf_init(&out);
+	if (!out_init) {
+		rpc_buf_init(&out);
+		out_init = true;
+	}
+	rpc_buf_reset(&out);
 	rc = api_call(&sd.st, m, req->params, req->zone, &out, &err);
 	reply_result(req, rc, &out, &err);
-	rpc_buf_free(&out);
+	/* One big answer (a long list) is not kept. */
+	if (out.sb.alloc > PENDING_KEEP_BYTES) {
+		rpc_buf_free(&out);
+		out_init = false;
+	}
 }
 
 /* watch {}: this connection gets `committed {head}` after each commit. */
@@ -288,6 +336,7 @@ main(int argc, char **argv)
 	struct peer_limits lim;
 	struct daemon_signals *sigs;
 	struct timeval tv;
+	struct pending *p;
 	char path[PATH_MAX + 8], err[512];
 	int perm, fd, i, n;
 
@@ -384,6 +433,11 @@ main(int argc, char **argv)
 	event_base_free(sd.base);
 	checkpoint_stop(sd.ckpt);
 	store_close(&sd.st);
+	while ((p = TAILQ_FIRST(&pending_free)) != NULL) {
+		TAILQ_REMOVE(&pending_free, p, entry);
+		rpc_buf_free(&p->out);
+		free(p);
+	}
 	free(methods);
 	daemon_opts_free(&opts);
 	return 0;
