@@ -74,16 +74,22 @@ json_column(const char *name)
 	return strcmp(name, "command") == 0;
 }
 
-/* Packs column i of the current row; name is its column name. */
+enum {
+	COL_PLAIN,
+	COL_BOOL,
+	COL_JSON,
+};
+
+/* Packs column i of the current row as a value of kind COL_*. */
 static void
-pack_column(msgpack_packer *pk, sqlite3_stmt *s, int i, const char *name)
+pack_value(msgpack_packer *pk, sqlite3_stmt *s, int i, int kind)
 {
 	switch (sqlite3_column_type(s, i)) {
 	case SQLITE_NULL:
 		msgpack_pack_nil(pk);
 		break;
 	case SQLITE_INTEGER:
-		if (bool_column(name)) {
+		if (kind == COL_BOOL) {
 			if (sqlite3_column_int(s, i))
 				msgpack_pack_true(pk);
 			else
@@ -95,7 +101,7 @@ pack_column(msgpack_packer *pk, sqlite3_stmt *s, int i, const char *name)
 		msgpack_pack_double(pk, sqlite3_column_double(s, i));
 		break;
 	case SQLITE_TEXT:
-		if (json_column(name)) {
+		if (kind == COL_JSON) {
 			json_error_t jerr;
 			json_t *j = json_loadb((const char *)sqlite3_column_text(s, i),
 			    (size_t)sqlite3_column_bytes(s, i), 0, &jerr);
@@ -113,18 +119,28 @@ pack_column(msgpack_packer *pk, sqlite3_stmt *s, int i, const char *name)
 	}
 }
 
-/* Packs the current row as a map of column name → value. */
-static void
-pack_row(msgpack_packer *pk, sqlite3_stmt *s)
+static int
+column_kind(const char *name)
 {
-	int i, n = sqlite3_column_count(s);
-	const char *name;
+	if (bool_column(name))
+		return COL_BOOL;
+	return json_column(name) ? COL_JSON : COL_PLAIN;
+}
 
-	msgpack_pack_map(pk, n);
-	for (i = 0; i < n; i++) {
-		name = sqlite3_column_name(s, i);
-		rpc_pack_str(pk, name);
-		pack_column(pk, s, i, name);
+/*
+ * Packs the current row as a map of column name → value, with the keys
+ * packed once per statement (store_cols).
+ */
+static void
+pack_row(struct store *st, msgpack_packer *pk, sqlite3_stmt *s)
+{
+	const struct store_cols *c = store_cols(st, s, column_kind);
+	int i;
+
+	msgpack_pack_map(pk, (size_t)c->n);
+	for (i = 0; i < c->n; i++) {
+		msgpack_pack_str_body(pk, c->keys + c->off[i], c->len[i]);
+		pack_value(pk, s, i, c->kind[i]);
 	}
 }
 
@@ -139,7 +155,7 @@ pack_rows(struct store *st, sqlite3_stmt *s, const char *key, msgpack_packer *pk
 
 	rpc_buf_init(&rows);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		pack_row(&rows.pk, s);
+		pack_row(st, &rows.pk, s);
 		n++;
 	}
 	if (rc != SQLITE_DONE) {
@@ -165,7 +181,7 @@ pack_one(struct store *st, sqlite3_stmt *s, msgpack_packer *pk, struct rpc_error
 	int rc = sqlite3_step(s);
 
 	if (rc == SQLITE_ROW) {
-		pack_row(pk, s);
+		pack_row(st, pk, s);
 		sqlite3_reset(s);
 		return 0;
 	}
@@ -557,6 +573,8 @@ static const struct update_field {
 	{ "dead_probes", F_INT, false, NULL },
 };
 #define NUPDATE_FIELDS (sizeof(update_fields) / sizeof(update_fields[0]))
+/* store_stmt_key names an UPDATE by a bit per field. */
+_Static_assert(NUPDATE_FIELDS <= 64, "update_fields: more than 64");
 
 static int
 bind_field(sqlite3_stmt *s, int idx, const struct update_field *f,
@@ -636,6 +654,7 @@ bind_update(struct store *st, const msgpack_object_map *m, bool *seen,
 	int pos[NUPDATE_FIELDS], where[NUPDATE_FIELDS];
 	char sql[2048];
 	size_t k, off, n = 0;
+	uint64_t mask = 0;
 	sqlite3_stmt *s;
 	uint32_t i;
 
@@ -651,24 +670,28 @@ bind_update(struct store *st, const msgpack_object_map *m, bool *seen,
 		if (skip_id && strcmp(name, "id") == 0)
 			continue;
 		for (k = 0; k < NUPDATE_FIELDS; k++)
-			if (key->via.str.size == strlen(update_fields[k].name) &&
-			    strcmp(update_fields[k].name, name) == 0)
+			if (strcmp(update_fields[k].name, name) == 0)
 				break;
 		if (k == NUPDATE_FIELDS)
 			return rpc_error_set(err, RPC_BAD_REQUEST,
 			    "unknown parameter '%s'", name);
 		pos[k] = (int)i;
+		mask |= (uint64_t)1 << k;
 	}
-	off = (size_t)snprintf(sql, sizeof(sql), "UPDATE sessions SET");
 	for (k = 0; k < NUPDATE_FIELDS; k++)
-		if (pos[k] >= 0) {
+		if (pos[k] >= 0)
 			where[k] = (int)(2 + n++);
-			off += (size_t)snprintf(sql + off, sizeof(sql) - off,
-			    " %s = ?%d,", update_fields[k].name, where[k]);
-		}
-	snprintf(sql + off, sizeof(sql) - off, " updated_at = ?%zu WHERE id = ?1"
-	    " RETURNING " SESSION_COLS, 2 + n);
-	s = store_stmt_text(st, sql);
+	/* The statement is named by the set of columns it assigns. */
+	if ((s = store_stmt_key(st, mask)) == NULL) {
+		off = (size_t)snprintf(sql, sizeof(sql), "UPDATE sessions SET");
+		for (k = 0; k < NUPDATE_FIELDS; k++)
+			if (pos[k] >= 0)
+				off += (size_t)snprintf(sql + off, sizeof(sql) - off,
+				    " %s = ?%d,", update_fields[k].name, where[k]);
+		snprintf(sql + off, sizeof(sql) - off, " updated_at = ?%zu WHERE"
+		    " id = ?1 RETURNING " SESSION_COLS, 2 + n);
+		s = store_stmt_add(st, mask, sql);
+	}
 	for (k = 0; k < NUPDATE_FIELDS; k++) {
 		if (pos[k] < 0)
 			continue;
@@ -697,7 +720,7 @@ exec_update(struct store *st, sqlite3_stmt *s, const char *id, msgpack_packer *o
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		if (out != NULL)
-			pack_row(out, s);
+			pack_row(st, out, s);
 		rc = sqlite3_step(s);
 		if (rc == SQLITE_DONE) {
 			sqlite3_reset(s);
@@ -1389,11 +1412,11 @@ pack_event(msgpack_packer *pk, sqlite3_stmt *s)
 	msgpack_pack_map(pk, 6);
 	rpc_pack_kv_i64(pk, "seq", sqlite3_column_int64(s, 0));
 	rpc_pack_str(pk, "project_id");
-	pack_column(pk, s, 1, "project_id");
+	pack_value(pk, s, 1, COL_PLAIN);
 	rpc_pack_str(pk, "session_id");
-	pack_column(pk, s, 2, "session_id");
+	pack_value(pk, s, 2, COL_PLAIN);
 	rpc_pack_str(pk, "type");
-	pack_column(pk, s, 3, "type");
+	pack_value(pk, s, 3, COL_PLAIN);
 	rpc_pack_str(pk, "payload");
 	payload = json_loadb((const char *)sqlite3_column_text(s, 4),
 	    (size_t)sqlite3_column_bytes(s, 4), 0, &jerr);

@@ -29,6 +29,19 @@ int schema_migrate(sqlite3 *, int *too_new, char *err, size_t errlen);
 /* store.c: the database handle, cached statements, transactions, errors. */
 #define STORE_MAX_STMTS 96
 #define STORE_MAX_DYN 64
+#define STORE_COLS_SLOTS 64
+
+/*
+ * What packing a statement's rows needs once per statement, not per row:
+ * each result column's map key, packed, and the caller's kind for it.
+ */
+struct store_cols {
+	sqlite3_stmt *stmt;
+	int n;
+	int *kind;
+	size_t *off, *len;	/* column i's packed key: keys[off[i]], len[i] bytes */
+	char *keys;
+};
 
 struct store {
 	sqlite3 *db;
@@ -38,10 +51,11 @@ struct store {
 	} stmts[STORE_MAX_STMTS];
 	int nstmts;
 	struct {
-		char *sql;	/* identity: the text (built at run time) */
+		uint64_t key;	/* identity: the caller's name for the SQL */
 		sqlite3_stmt *st;
 	} dyn[STORE_MAX_DYN];
 	int ndyn;
+	struct store_cols *cols[STORE_COLS_SLOTS];	/* by statement address */
 	int64_t fixed_now;	/* tests: a fixed clock when > 0 */
 };
 
@@ -55,8 +69,20 @@ void store_close(struct store *);
 int64_t store_now(const struct store *);
 /* A reset prepared statement for a static SQL literal (prepared once). */
 sqlite3_stmt *store_stmt(struct store *, const char *sql);
-/* A reset prepared statement for SQL built at run time (cached by its text). */
-sqlite3_stmt *store_stmt_text(struct store *, const char *sql);
+/*
+ * SQL built at run time, cached under a key that says what it is (e.g. a
+ * bit per column set): store_stmt_key returns the statement reset, or NULL
+ * when none is cached; store_stmt_add prepares sql and caches it under key,
+ * dropping the oldest when full.
+ */
+sqlite3_stmt *store_stmt_key(struct store *, uint64_t key);
+sqlite3_stmt *store_stmt_add(struct store *, uint64_t key, const char *sql);
+/*
+ * The columns of a statement from the caches above, built on first use
+ * with kind(name) for each; forgotten when the statement is finalized.
+ */
+const struct store_cols *store_cols(struct store *, sqlite3_stmt *,
+    int (*kind)(const char *name));
 /* Steps a cached statement-free command such as "SAVEPOINT api" once. */
 int store_step_sql(struct store *, const char *sql, struct rpc_error *);
 /* Maps the last SQLite failure (rc) to an rpc error; returns -1. */

@@ -2,6 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <msgpack.h>
+
 #include "common/aotime.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -50,6 +52,80 @@ fail:
 	return -1;
 }
 
+static size_t
+cols_slot(const sqlite3_stmt *s)
+{
+	uintptr_t a = (uintptr_t)s;
+
+	return (size_t)((a >> 4) ^ (a >> 12)) % STORE_COLS_SLOTS;
+}
+
+static void
+cols_free(struct store_cols *c)
+{
+	if (c == NULL)
+		return;
+	free(c->kind);
+	free(c->off);
+	free(c->len);
+	free(c->keys);
+	free(c);
+}
+
+/* Forgets s's columns: it is being finalized, and its address may return. */
+static void
+cols_forget(struct store *st, const sqlite3_stmt *s)
+{
+	size_t i = cols_slot(s);
+
+	if (st->cols[i] != NULL && st->cols[i]->stmt == s) {
+		cols_free(st->cols[i]);
+		st->cols[i] = NULL;
+	}
+}
+
+static int
+sbuf_write(void *data, const char *buf, size_t len)
+{
+	return msgpack_sbuffer_write(data, buf, len);
+}
+
+const struct store_cols *
+store_cols(struct store *st, sqlite3_stmt *s, int (*kind)(const char *name))
+{
+	size_t slot = cols_slot(s);
+	struct store_cols *c = st->cols[slot];
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	const char *name;
+	int i;
+
+	if (c != NULL && c->stmt == s)
+		return c;
+	cols_free(c);
+	c = xcalloc(1, sizeof(*c));
+	c->stmt = s;
+	c->n = sqlite3_column_count(s);
+	c->kind = xcalloc((size_t)c->n + 1, sizeof(*c->kind));
+	c->off = xcalloc((size_t)c->n + 1, sizeof(*c->off));
+	c->len = xcalloc((size_t)c->n + 1, sizeof(*c->len));
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, sbuf_write);
+	for (i = 0; i < c->n; i++) {
+		name = sqlite3_column_name(s, i);
+		if (name == NULL)
+			fatalx("sqlite3_column_name: out of memory");
+		c->off[i] = sb.size;
+		msgpack_pack_str(&pk, strlen(name));
+		msgpack_pack_str_body(&pk, name, strlen(name));
+		c->len[i] = sb.size - c->off[i];
+		c->kind[i] = kind(name);
+	}
+	c->keys = sb.data != NULL ? sb.data : xcalloc(1, 1);
+	st->cols[slot] = c;
+	return c;
+}
+
 void
 store_close(struct store *st)
 {
@@ -58,10 +134,12 @@ store_close(struct store *st)
 	for (i = 0; i < st->nstmts; i++)
 		sqlite3_finalize(st->stmts[i].st);
 	st->nstmts = 0;
-	for (i = 0; i < st->ndyn; i++) {
-		sqlite3_finalize(st->dyn[i].st);
-		free(st->dyn[i].sql);
+	for (i = 0; i < STORE_COLS_SLOTS; i++) {
+		cols_free(st->cols[i]);
+		st->cols[i] = NULL;
 	}
+	for (i = 0; i < st->ndyn; i++)
+		sqlite3_finalize(st->dyn[i].st);
 	st->ndyn = 0;
 	if (st->db != NULL)
 		sqlite3_close(st->db);
@@ -98,28 +176,35 @@ store_stmt(struct store *st, const char *sql)
 }
 
 sqlite3_stmt *
-store_stmt_text(struct store *st, const char *sql)
+store_stmt_key(struct store *st, uint64_t key)
 {
-	sqlite3_stmt *s;
 	int i;
 
 	for (i = 0; i < st->ndyn; i++)
-		if (strcmp(st->dyn[i].sql, sql) == 0) {
+		if (st->dyn[i].key == key) {
 			sqlite3_reset(st->dyn[i].st);
 			sqlite3_clear_bindings(st->dyn[i].st);
 			return st->dyn[i].st;
 		}
+	return NULL;
+}
+
+sqlite3_stmt *
+store_stmt_add(struct store *st, uint64_t key, const char *sql)
+{
+	sqlite3_stmt *s;
+
 	if (st->ndyn == STORE_MAX_DYN) {
 		/* Full: drop the oldest (combinations are few in practice). */
+		cols_forget(st, st->dyn[0].st);
 		sqlite3_finalize(st->dyn[0].st);
-		free(st->dyn[0].sql);
 		memmove(&st->dyn[0], &st->dyn[1], (STORE_MAX_DYN - 1) * sizeof(st->dyn[0]));
 		st->ndyn--;
 	}
 	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s,
 	    NULL) != SQLITE_OK)
 		fatalx("preparing \"%s\": %s", sql, sqlite3_errmsg(st->db));
-	st->dyn[st->ndyn].sql = xstrdup(sql);
+	st->dyn[st->ndyn].key = key;
 	st->dyn[st->ndyn].st = s;
 	st->ndyn++;
 	return s;

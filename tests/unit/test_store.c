@@ -458,6 +458,45 @@ session_with_project(void)
 	ok("session.create", "{\"project_id\": \"app\"}");
 }
 
+/*
+ * More combinations of updated fields than the statement cache holds: the
+ * oldest statements are finalized (with their packed column keys) and
+ * prepared again when they come back, and every answer stays whole.
+ */
+START_TEST(update_combinations)
+{
+	static const char *const fields[] = {
+		"\"detecting_attempts\": 1", "\"activity_at\": 5",
+		"\"branch\": \"b\"", "\"workspace_path\": \"/w\"",
+		"\"runtime_handle\": \"h\"", "\"activity_source\": \"s\"",
+		"\"detecting_started_at\": 7",
+	};
+	char params[512];
+	size_t off;
+	json_t *r;
+	int mask, round, k;
+
+	session_with_project();
+	for (round = 0; round < 2; round++)
+		for (mask = 1; mask < 1 << 7; mask++) {
+			off = (size_t)snprintf(params, sizeof(params),
+			    "{\"id\": \"app-1\"");
+			for (k = 0; k < 7; k++)
+				if (mask & (1 << k))
+					off += (size_t)snprintf(params + off,
+					    sizeof(params) - off, ", %s", fields[k]);
+			snprintf(params + off, sizeof(params) - off, "}");
+			OK(r, "session.update", params);
+			ck_assert_str_eq(str(r, "id"), "app-1");
+			ck_assert_str_eq(str(r, "project_id"), "app");
+			ck_assert(json_is_boolean(json_object_get(r, "is_alive")));
+			ck_assert_int_eq(json_object_size(r), 26);
+			json_decref(r);
+		}
+	ck_assert_int_eq(st.ndyn, STORE_MAX_DYN);
+}
+END_TEST
+
 START_TEST(observation_triggers)
 {
 	json_t *r, *ev;
@@ -1091,6 +1130,7 @@ store_suite(void)
 	tcase_add_test(tc, projects);
 	tcase_add_test(tc, session_ids);
 	tcase_add_test(tc, session_update);
+	tcase_add_test(tc, update_combinations);
 	tcase_add_test(tc, observation_triggers);
 	tcase_add_test(tc, checks_newest_first);
 	tcase_add_test(tc, observation_atomic);
