@@ -639,6 +639,17 @@ cork_teardown(void)
 	teardown();
 }
 
+/* NCORK pairs a[k] ↔ b[k] (b's limits lim), on the backend of loop _i. */
+static void
+cork_pairs(int i, struct side *a, struct side *b, const struct peer_limits *lim)
+{
+	int k;
+
+	cork_backend(i);
+	for (k = 0; k < NCORK; k++)
+		pair(&a[k], &b[k], lim, NULL);
+}
+
 /* Sends i = from..to-1 as notifications `n`. */
 static void
 notify_range(struct peer *p, int from, int to, size_t pad)
@@ -681,9 +692,7 @@ START_TEST(cork_fanout)
 	char c;
 	int k, raw;
 
-	cork_backend(_i);
-	for (k = 0; k < NCORK; k++)
-		pair(&a[k], &b[k], NULL, NULL);
+	cork_pairs(_i, a, b, NULL);
 	pair(NULL, &x, NULL, &raw);	/* one more, read raw below */
 	peer_cork(true);
 	peer_cork(true);		/* corks nest */
@@ -720,9 +729,7 @@ START_TEST(cork_short_write)
 	struct side a[NCORK], b[NCORK];
 	int k;
 
-	cork_backend(_i);
-	for (k = 0; k < NCORK; k++)
-		pair(&a[k], &b[k], NULL, NULL);
+	cork_pairs(_i, a, b, NULL);
 	peer_cork(true);
 	for (k = 0; k < NCORK; k++)
 		notify_range(b[k].peer, 0, k == 0 ? N : 2, k == 0 ? PAD : 0);
@@ -749,11 +756,9 @@ START_TEST(cork_drain)
 	struct side a[NCORK], b[NCORK];
 	int k;
 
-	cork_backend(_i);
 	peer_limits_default(&lim);
 	lim.out_lowat = 1024;
-	for (k = 0; k < NCORK; k++)
-		pair(&a[k], &b[k], &lim, NULL);
+	cork_pairs(_i, a, b, &lim);
 	run_for(50);	/* a new bufferevent reports "writable" once */
 	for (k = 0; k < NCORK; k++)
 		ck_assert_int_eq(b[k].ndrain, 0);
@@ -778,9 +783,7 @@ START_TEST(cork_close)
 	struct peer *closed;
 	int k;
 
-	cork_backend(_i);
-	for (k = 0; k < NCORK; k++)
-		pair(&a[k], &b[k], NULL, NULL);
+	cork_pairs(_i, a, b, NULL);
 	peer_cork(true);
 	for (k = 0; k < NCORK; k++)
 		notify_range(b[k].peer, 0, 2, 0);
