@@ -141,8 +141,9 @@ notify_watcher(struct peer *p, void *arg)
 		peer_notify(p, "committed", b->sb.data, b->sb.size);
 }
 
+/* committed {head, mono_us}: mono_us is when COMMIT returned. */
 static void
-announce_head(void)
+announce_head(int64_t mono_us)
 {
 	int64_t head = store_head(&sd.st);
 	struct rpc_buf b;
@@ -151,8 +152,9 @@ announce_head(void)
 		return;
 	sd.last_head = head;
 	rpc_buf_init(&b);
-	msgpack_pack_map(&b.pk, 1);
+	msgpack_pack_map(&b.pk, 2);
 	rpc_pack_kv_i64(&b.pk, "head", head);
+	rpc_pack_kv_i64(&b.pk, "mono_us", mono_us);
 	server_foreach(sd.srv, notify_watcher, &b);
 	rpc_buf_free(&b);
 }
@@ -163,6 +165,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct rpc_error txerr;
 	struct pending *p;
+	int64_t committed_us;
 	int failed;
 
 	(void)fd;
@@ -193,6 +196,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 		store_exec(&sd.st, "ROLLBACK", NULL);
 		failed = 1;
 	}
+	committed_us = aotime_mono_us();
 	if (failed)
 		log_warnx("group commit of %u requests failed: %s", sd.nbatch,
 		    txerr.message);
@@ -200,7 +204,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 		sd.commits++;
 	/* The wake and every answer leave in one system call, the wake first. */
 	peer_cork(true);
-	announce_head();
+	announce_head(committed_us);
 	while ((p = TAILQ_FIRST(&sd.batch)) != NULL) {
 		TAILQ_REMOVE(&sd.batch, p, entry);
 		if (p->req->peer != NULL)

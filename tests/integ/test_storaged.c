@@ -707,6 +707,10 @@ START_TEST(watch_committed)
 	    "no committed notification: %s", err.message);
 	ck_assert_str_eq(n.m.method, "committed");
 	ck_assert_int_eq(integ_get_i64(n.m.params, "head"), head);
+	/* When COMMIT returned, on this host's monotonic clock: just now. */
+	ck_assert_int_le(integ_get_i64(n.m.params, "mono_us"), aotime_mono_us());
+	ck_assert_int_gt(integ_get_i64(n.m.params, "mono_us"),
+	    aotime_mono_us() - 2000000);
 	bclient_msg_free(&n);
 
 	integ_params(&b, 2);
