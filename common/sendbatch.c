@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <liburing.h>
 
@@ -97,7 +98,12 @@ send_chunk(struct sendbatch_msg *m, size_t n)
 	 */
 	while (done < n) {
 		r = io_uring_submit_and_wait(&sb.ring, 1);
-		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+		if (r == -EAGAIN || r == -EBUSY || r == -ENOMEM) {
+			/* The kernel is short of something: wait a little. */
+			struct timespec ms = { 0, 1000000 };
+
+			nanosleep(&ms, NULL);
+		} else if (r < 0 && r != -EINTR)
 			fatalx("sendbatch: io_uring_enter: %s", strerror(-r));
 		seen = 0;
 		io_uring_for_each_cqe(&sb.ring, head, cqe) {
