@@ -143,9 +143,8 @@ notify_watcher(struct peer *p, void *arg)
 
 /* committed {head, mono_us}: mono_us is when COMMIT returned. */
 static void
-announce_head(int64_t mono_us)
+announce_head(int64_t head, int64_t mono_us)
 {
-	int64_t head = store_head(&sd.st);
 	struct rpc_buf b;
 
 	if (head == sd.last_head)
@@ -165,7 +164,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct rpc_error txerr;
 	struct pending *p;
-	int64_t committed_us;
+	int64_t committed_us, head;
 	int failed;
 
 	(void)fd;
@@ -192,6 +191,8 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 			failed = 1;
 		}
 	}
+	/* Read inside the transaction: no read transaction of its own. */
+	head = failed ? sd.last_head : store_head(&sd.st);
 	if (!failed && store_exec(&sd.st, "COMMIT", &txerr) == -1) {
 		store_exec(&sd.st, "ROLLBACK", NULL);
 		failed = 1;
@@ -204,7 +205,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 		sd.commits++;
 	/* The wake and every answer leave in one system call, the wake first. */
 	peer_cork(true);
-	announce_head(committed_us);
+	announce_head(failed ? sd.last_head : head, committed_us);
 	while ((p = TAILQ_FIRST(&sd.batch)) != NULL) {
 		TAILQ_REMOVE(&sd.batch, p, entry);
 		if (p->req->peer != NULL)
