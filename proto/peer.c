@@ -403,13 +403,15 @@ batch_flush(void)
 			p->listed = false;
 		}
 		sendbatch(m, n);
+		/* First what went, before anything below can call out. */
+		for (i = 0; i < n; i++)
+			if (m[i].res > 0)
+				evbuffer_drain(who[i]->corked_out, (size_t)m[i].res);
 		for (i = 0; i < n; i++) {
 			p = who[i];
 			if (!p->in_batch)
 				continue;	/* closed meanwhile */
 			p->in_batch = false;
-			if (m[i].res > 0)
-				evbuffer_drain(p->corked_out, (size_t)m[i].res);
 			/* Errors (EPIPE, ECONNRESET) surface through the bufferevent. */
 			if (evbuffer_get_length(p->corked_out) > 0 &&
 			    evbuffer_add_buffer(bufferevent_get_output(p->bev),
@@ -773,15 +775,16 @@ peer_dispatch(struct peer *p, size_t len)
 	memset(r, 0, sizeof(*r));
 	msgpack_unpacked_init(&r->msg);
 	/*
-	 * msgpack-c's own first zone chunk is 8 KiB; a request's objects
-	 * take a few hundred bytes, and a chunk this small comes from
-	 * malloc's per-thread cache.  Bigger messages add chunks.
+	 * msgpack_unpack_next would replace the zone with one whose first
+	 * chunk is 8 KiB; a request's objects take a few hundred bytes, and
+	 * a chunk this small comes from malloc's per-thread cache.  Bigger
+	 * messages add chunks.  Strings still point into raw.
 	 */
 	if ((r->msg.zone = msgpack_zone_new(ZONE_CHUNK)) == NULL)
 		fatalx("msgpack_zone_new failed");
 	r->raw = (char *)(r + 1);
 	evbuffer_remove(in, r->raw, len);
-	ur = msgpack_unpack_next(&r->msg, r->raw, len, &off);
+	ur = msgpack_unpack(r->raw, len, &off, r->msg.zone, &r->msg.data);
 	if (ur != MSGPACK_UNPACK_SUCCESS || off != len) {
 		req_destroy(r);
 		peer_violation(p, "undecodable message");
