@@ -669,8 +669,10 @@ bind_update(struct store *st, const msgpack_object_map *m, bool *seen,
 			    "params keys must be strings");
 		if (skip_id && strcmp(name, "id") == 0)
 			continue;
+		/* The size too: a key with a NUL in it is no field's name. */
 		for (k = 0; k < NUPDATE_FIELDS; k++)
-			if (strcmp(update_fields[k].name, name) == 0)
+			if (key->via.str.size == strlen(update_fields[k].name) &&
+			    strcmp(update_fields[k].name, name) == 0)
 				break;
 		if (k == NUPDATE_FIELDS)
 			return rpc_error_set(err, RPC_BAD_REQUEST,

@@ -407,6 +407,36 @@ START_TEST(session_update)
 }
 END_TEST
 
+/* A key with a NUL byte is no field's name, even when its prefix is. */
+START_TEST(update_key_with_nul)
+{
+	const struct api_method *m = api_find("session.update");
+	struct rpc_buf in, out;
+	struct rpc_error e;
+	msgpack_unpacked up;
+	size_t off = 0;
+
+	make_project("app");
+	ok("session.create", "{\"project_id\": \"app\"}");
+	rpc_buf_init(&in);
+	rpc_buf_init(&out);
+	msgpack_pack_map(&in.pk, 2);
+	rpc_pack_kv_str(&in.pk, "id", "app-1");
+	rpc_pack_strn(&in.pk, "state\0junk", 10);
+	rpc_pack_str(&in.pk, "idle");
+	msgpack_unpacked_init(&up);
+	ck_assert_int_eq(msgpack_unpack_next(&up, in.sb.data, in.sb.size, &off),
+	    MSGPACK_UNPACK_SUCCESS);
+	ck_assert_int_eq(store_exec(&st, "BEGIN IMMEDIATE", &e), 0);
+	ck_assert_int_eq(api_call(&st, m, &up.data, up.zone, &out, &e), -1);
+	ck_assert_int_eq(e.code, RPC_BAD_REQUEST);
+	ck_assert_int_eq(store_exec(&st, "ROLLBACK", &e), 0);
+	msgpack_unpacked_destroy(&up);
+	rpc_buf_free(&in);
+	rpc_buf_free(&out);
+}
+END_TEST
+
 START_TEST(session_update_bad_input)
 {
 	json_int_t h;
@@ -1156,6 +1186,7 @@ store_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, bad_input);
 	tcase_add_test(tc, session_update_bad_input);
+	tcase_add_test(tc, update_key_with_nul);
 	suite_add_tcase(s, tc);
 	return s;
 }
