@@ -9,8 +9,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "common/aotime.h"
 #include "common/log.h"
+#include "common/xmalloc.h"
+#include "proto/client.h"
 
 #define CALL_MS	10000
 
@@ -170,4 +174,100 @@ bench_raw_rtt_us(int n)
 	close(sv[0]);
 	waitpid(pid, NULL, 0);
 	return (double)t0 / n;
+}
+
+/* One client of bench_write_storm. */
+struct storm {
+	struct client *c;
+	struct event_base *base;
+	int idx, sent, done;
+	int per_client, window, spc;
+	char (*ids)[BENCH_ID_LEN];
+	int *state;
+	int *running;
+	struct rpc_buf params;
+};
+
+static void storm_issue(struct storm *);
+
+static void
+storm_reply(void *arg, const struct rpc_error *err, const msgpack_object *result)
+{
+	struct storm *w = arg;
+
+	(void)result;
+	if (err != NULL)
+		fatalx("session.update: %s", err->message);
+	if (++w->done < w->per_client)
+		storm_issue(w);
+	else if (--*w->running == 0)
+		event_base_loopbreak(w->base);
+}
+
+static void
+storm_issue(struct storm *w)
+{
+	int j;
+
+	if (w->sent == w->per_client)
+		return;
+	j = w->idx * w->spc + w->sent++ % w->spc;
+	bench_pack_update(&w->params, w->ids[j], &w->state[j]);
+	client_call(w->c, "session.update", w->params.sb.data, w->params.sb.size,
+	    CALL_MS, storm_reply, w);
+}
+
+static void
+storm_connect(struct client *c, void *arg)
+{
+	struct storm *w = arg;
+	int i;
+
+	(void)c;
+	for (i = 0; i < w->window; i++)
+		storm_issue(w);
+}
+
+static void
+storm_disconnect(struct client *c, const char *reason, void *arg)
+{
+	(void)c;
+	(void)arg;
+	fatalx("ao-storaged went away: %s", reason);
+}
+
+void
+bench_write_storm(const char *sock, int nclients, int per_client, int window,
+    int spc, char (*ids)[BENCH_ID_LEN], int *state, int64_t *t0, int64_t *t1)
+{
+	static const struct client_cbs cbs = { storm_connect, storm_disconnect,
+		NULL };
+	struct storm *w = xcalloc((size_t)nclients, sizeof(*w));
+	struct event_base *base;
+	int i, running = nclients;
+
+	if ((base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	*t0 = bench_now_ns();
+	for (i = 0; i < nclients; i++) {
+		w[i].base = base;
+		w[i].idx = i;
+		w[i].per_client = per_client;
+		w[i].window = window;
+		w[i].spc = spc;
+		w[i].ids = ids;
+		w[i].state = state;
+		w[i].running = &running;
+		rpc_buf_init(&w[i].params);
+		w[i].c = client_new(base, sock, &cbs, &w[i], NULL);
+	}
+	event_base_dispatch(base);
+	*t1 = bench_now_ns();
+	for (i = 0; i < nclients; i++) {
+		client_free(w[i].c);
+		rpc_buf_free(&w[i].params);
+	}
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	event_base_free(base);
+	free(w);
 }

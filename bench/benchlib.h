@@ -40,6 +40,17 @@ const char *bench_next_activity(int *state);
 /* session.update params that flip the session's activity_state. */
 void bench_pack_update(struct rpc_buf *, const char *id, int *state);
 
+/*
+ * Pipelined session.update load through storaged at sock: nclients
+ * event-driven clients in one loop, each keeping window calls in flight
+ * until it has made per_client; client i cycles over the sessions
+ * ids[i * spc] … ids[i * spc + spc - 1] (state[]: their activity, as for
+ * bench_pack_update).  *t0 is taken before the first connect, *t1 after the
+ * last answer.  Any failure exits.
+ */
+void bench_write_storm(const char *sock, int nclients, int per_client, int window,
+    int spc, char (*ids)[BENCH_ID_LEN], int *state, int64_t *t0, int64_t *t1);
+
 /* Raw baseline: n round trips of 32 bytes to an echoing child over a socketpair. */
 double bench_raw_rtt_us(int n);
 

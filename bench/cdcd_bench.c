@@ -1163,87 +1163,16 @@ raw_fanout_latency(double *p50, double *p99)
 
 /* The ao side: throughput, NWRITERS clients, WINDOW calls in flight each. */
 
-struct writer {
-	struct client *c;
-	struct event_base *base;
-	int idx, sent, done;
-	int *running;
-	struct rpc_buf params;
-};
-
-static void writer_issue(struct writer *);
-
-static void
-writer_reply(void *arg, const struct rpc_error *err,
-    const msgpack_object *result)
-{
-	struct writer *w = arg;
-
-	(void)result;
-	if (err != NULL)
-		fatalx("session.update: %s", err->message);
-	if (++w->done < PER_WRITER)
-		writer_issue(w);
-	else if (--*w->running == 0)
-		event_base_loopbreak(w->base);
-}
-
-static void
-writer_issue(struct writer *w)
-{
-	int j;
-
-	if (w->sent == PER_WRITER)
-		return;
-	j = w->sent++;
-	pack_update(&w->params, w->idx * SESS_PER_WRITER + j % SESS_PER_WRITER);
-	client_call(w->c, "session.update", w->params.sb.data,
-	    w->params.sb.size, CALL_MS, writer_reply, w);
-}
-
-static void
-writer_connect(struct client *c, void *arg)
-{
-	struct writer *w = arg;
-	int i;
-
-	(void)c;
-	for (i = 0; i < WINDOW; i++)
-		writer_issue(w);
-}
-
 /* Returns events/s per subscriber; *written is the writers' own rate. */
 static double
 cdc_throughput(const char *sock, double *written)
 {
-	static const struct client_cbs cbs = { writer_connect,
-		writer_disconnect, NULL };
-	struct writer w[NWRITERS];
-	struct event_base *base;
-	int i, running = NWRITERS;
 	int64_t t0, t1, t2;
 
-	if ((base = event_base_new()) == NULL)
-		fatalx("event_base_new failed");
-	memset(w, 0, sizeof(w));
 	phase_begin(THRU_N);
-	t0 = bench_now_ns();
-	for (i = 0; i < NWRITERS; i++) {
-		w[i].base = base;
-		w[i].idx = i;
-		w[i].running = &running;
-		rpc_buf_init(&w[i].params);
-		w[i].c = client_new(base, sock, &cbs, &w[i], NULL);
-	}
-	event_base_dispatch(base);
-	t1 = bench_now_ns();
+	bench_write_storm(sock, NWRITERS, PER_WRITER, WINDOW, SESS_PER_WRITER,
+	    bench.ids, bench.activity, &t0, &t1);
 	t2 = phase_wait("ao throughput");
-	for (i = 0; i < NWRITERS; i++) {
-		client_free(w[i].c);
-		rpc_buf_free(&w[i].params);
-	}
-	event_base_loop(base, EVLOOP_NONBLOCK);
-	event_base_free(base);
 	*written = THRU_N / ((double)(t1 - t0) / 1e9);
 	return THRU_N / ((double)(t2 - t0) / 1e9);
 }

@@ -286,94 +286,14 @@ raw_writes_per_s(sqlite3 *db, int n, int batch, double txn_us[2])
 }
 
 /* NCLIENTS event-driven clients in one loop, WINDOW calls in flight each. */
-
-struct writer {
-	struct client *c;
-	struct event_base *base;
-	int idx, sent, done;
-	int *running;
-	struct rpc_buf params;
-};
-
-#define PER_CLIENT (NWRITES / NCLIENTS)
-
-static void writer_issue(struct writer *);
-
-static void
-writer_reply(void *arg, const struct rpc_error *err, const msgpack_object *result)
-{
-	struct writer *w = arg;
-
-	(void)result;
-	if (err != NULL)
-		fatalx("session.update: %s", err->message);
-	if (++w->done < PER_CLIENT)
-		writer_issue(w);
-	else if (--*w->running == 0)
-		event_base_loopbreak(w->base);
-}
-
-static void
-writer_issue(struct writer *w)
-{
-	int j;
-
-	if (w->sent == PER_CLIENT)
-		return;
-	j = w->sent++;
-	pack_update(&w->params, w->idx * SESS_PER_CLIENT + j % SESS_PER_CLIENT);
-	client_call(w->c, "session.update", w->params.sb.data, w->params.sb.size,
-	    CALL_MS, writer_reply, w);
-}
-
-static void
-writer_connect(struct client *c, void *arg)
-{
-	struct writer *w = arg;
-	int i;
-
-	(void)c;
-	for (i = 0; i < WINDOW; i++)
-		writer_issue(w);
-}
-
-static void
-writer_disconnect(struct client *c, const char *reason, void *arg)
-{
-	(void)c;
-	(void)arg;
-	fatalx("storaged went away: %s", reason);
-}
-
 static double
 storaged_writes_per_s(const char *sock)
 {
-	static const struct client_cbs cbs = { writer_connect, writer_disconnect, NULL };
-	struct writer w[NCLIENTS];
-	struct event_base *base;
-	int i, running = NCLIENTS;
-	int64_t t0;
+	int64_t t0, t1;
 
-	if ((base = event_base_new()) == NULL)
-		fatalx("event_base_new failed");
-	memset(w, 0, sizeof(w));
-	t0 = bench_now_ns();
-	for (i = 0; i < NCLIENTS; i++) {
-		w[i].base = base;
-		w[i].idx = i;
-		w[i].running = &running;
-		rpc_buf_init(&w[i].params);
-		w[i].c = client_new(base, sock, &cbs, &w[i], NULL);
-	}
-	event_base_dispatch(base);
-	t0 = bench_now_ns() - t0;
-	for (i = 0; i < NCLIENTS; i++) {
-		client_free(w[i].c);
-		rpc_buf_free(&w[i].params);
-	}
-	event_base_loop(base, EVLOOP_NONBLOCK);
-	event_base_free(base);
-	return NWRITES / ((double)t0 / 1e9);
+	bench_write_storm(sock, NCLIENTS, NWRITES / NCLIENTS, WINDOW,
+	    SESS_PER_CLIENT, bench.ids, bench.activity, &t0, &t1);
+	return NWRITES / ((double)(t1 - t0) / 1e9);
 }
 
 /* One client, one session.update at a time: p50 and p99 in microseconds. */
