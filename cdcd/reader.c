@@ -6,8 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "cdcd/cdcd.h"
 #include "proto/jsonmp.h"
 
@@ -149,17 +147,6 @@ reader_consumer(struct reader *r, const char *name, int64_t *seq)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static void
-pack_payload(msgpack_packer *pk, const char *json, size_t len)
-{
-	json_error_t jerr;
-	json_t *j = json_loadb(json, len, 0, &jerr);
-
-	if (j == NULL || jsonmp_pack(pk, j) == -1)
-		msgpack_pack_nil(pk);
-	json_decref(j);
-}
-
 void
 reader_encode_event(struct rpc_buf *b, const struct reader_event *ev)
 {
@@ -173,7 +160,7 @@ reader_encode_event(struct rpc_buf *b, const struct reader_event *ev)
 	rpc_pack_kv_str(pk, "session_id", ev->session_id);
 	rpc_pack_kv_str(pk, "type", ev->type);
 	rpc_pack_str(pk, "payload");
-	pack_payload(pk, ev->payload, ev->payload_len);
+	jsonmp_pack_text(pk, ev->payload, ev->payload_len);
 	rpc_pack_kv_i64(pk, "at", ev->at);
 }
 
@@ -195,7 +182,7 @@ pack_row(msgpack_packer *pk, sqlite3_stmt *s)
 		/* JSON columns are shown as their value, as storaged shows them. */
 		if (sqlite3_column_type(s, i) == SQLITE_TEXT &&
 		    strcmp(sqlite3_column_name(s, i), "command") == 0) {
-			pack_payload(pk, (const char *)sqlite3_column_text(s, i),
+			jsonmp_pack_text(pk, (const char *)sqlite3_column_text(s, i),
 			    (size_t)sqlite3_column_bytes(s, i));
 			continue;
 		}

@@ -1,34 +1,55 @@
 #include "proto/jsonmp.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/xmalloc.h"
 #include "proto/scan.h"
 
-static int
-pack(msgpack_packer *pk, const json_t *j, int depth)
+/* Whether j nests no deeper than the scanner accepts. */
+static bool
+depth_ok(const json_t *j, int depth)
 {
 	const char *key;
 	json_t *v;
 	size_t i;
 
 	if (depth > SCAN_MAX_DEPTH)
-		return -1;
+		return false;
+	if (json_is_object(j)) {
+		json_object_foreach((json_t *)j, key, v)
+			if (!depth_ok(v, depth + 1))
+				return false;
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v)
+			if (!depth_ok(v, depth + 1))
+				return false;
+	}
+	return true;
+}
+
+static int
+pack(msgpack_packer *pk, const json_t *j)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
 	switch (json_typeof(j)) {
 	case JSON_OBJECT:
 		msgpack_pack_map(pk, json_object_size(j));
 		json_object_foreach((json_t *)j, key, v) {
 			msgpack_pack_str(pk, strlen(key));
 			msgpack_pack_str_body(pk, key, strlen(key));
-			if (pack(pk, v, depth + 1) == -1)
+			if (pack(pk, v) == -1)
 				return -1;
 		}
 		return 0;
 	case JSON_ARRAY:
 		msgpack_pack_array(pk, json_array_size(j));
 		json_array_foreach(j, i, v)
-			if (pack(pk, v, depth + 1) == -1)
+			if (pack(pk, v) == -1)
 				return -1;
 		return 0;
 	case JSON_STRING:
@@ -57,7 +78,21 @@ pack(msgpack_packer *pk, const json_t *j, int depth)
 int
 jsonmp_pack(msgpack_packer *pk, const json_t *j)
 {
-	return pack(pk, j, 0);
+	/* Checked first, so a refused value packs nothing at all. */
+	if (!depth_ok(j, 0))
+		return -1;
+	return pack(pk, j);
+}
+
+void
+jsonmp_pack_text(msgpack_packer *pk, const char *text, size_t len)
+{
+	json_error_t jerr;
+	json_t *j = text != NULL ? json_loadb(text, len, 0, &jerr) : NULL;
+
+	if (j == NULL || jsonmp_pack(pk, j) == -1)
+		msgpack_pack_nil(pk);
+	json_decref(j);
 }
 
 /*

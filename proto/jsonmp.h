@@ -9,8 +9,13 @@
 #include <jansson.h>
 #include <msgpack.h>
 
-/* Packs a JSON value.  Returns 0, or -1 for a value nested past 32 levels. */
+/*
+ * Packs a JSON value.  Returns 0, or -1 (having packed nothing) for a value
+ * nested past 32 levels.
+ */
 int jsonmp_pack(msgpack_packer *, const json_t *);
+/* Packs JSON text as its value; text that is not such a value packs nil. */
+void jsonmp_pack_text(msgpack_packer *, const char *text, size_t len);
 
 /*
  * Converts a msgpack object to a new JSON value (never NULL).  Map keys that

@@ -102,13 +102,8 @@ pack_value(msgpack_packer *pk, sqlite3_stmt *s, int i, int kind)
 		break;
 	case SQLITE_TEXT:
 		if (kind == COL_JSON) {
-			json_error_t jerr;
-			json_t *j = json_loadb((const char *)sqlite3_column_text(s, i),
-			    (size_t)sqlite3_column_bytes(s, i), 0, &jerr);
-
-			if (j == NULL || jsonmp_pack(pk, j) == -1)
-				msgpack_pack_nil(pk);
-			json_decref(j);
+			jsonmp_pack_text(pk, (const char *)sqlite3_column_text(s, i),
+			    (size_t)sqlite3_column_bytes(s, i));
 			break;
 		}
 		/* FALLTHROUGH */
@@ -1408,9 +1403,6 @@ notification_list(struct store *st, struct rpc_params *p, msgpack_packer *out,
 static void
 pack_event(msgpack_packer *pk, sqlite3_stmt *s)
 {
-	json_error_t jerr;
-	json_t *payload;
-
 	msgpack_pack_map(pk, 6);
 	rpc_pack_kv_i64(pk, "seq", sqlite3_column_int64(s, 0));
 	rpc_pack_str(pk, "project_id");
@@ -1420,11 +1412,7 @@ pack_event(msgpack_packer *pk, sqlite3_stmt *s)
 	rpc_pack_str(pk, "type");
 	pack_value(pk, s, 3, COL_PLAIN);
 	rpc_pack_str(pk, "payload");
-	payload = json_loadb((const char *)sqlite3_column_text(s, 4),
-	    (size_t)sqlite3_column_bytes(s, 4), 0, &jerr);
-	if (payload == NULL || jsonmp_pack(pk, payload) == -1)
-		msgpack_pack_nil(pk);
-	json_decref(payload);
+	pack_value(pk, s, 4, COL_JSON);
 	rpc_pack_kv_i64(pk, "at", sqlite3_column_int64(s, 5));
 }
 

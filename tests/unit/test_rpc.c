@@ -1,6 +1,7 @@
 /* proto/rpc.c: envelope parsing, typed getters, packing helpers. */
 #include <string.h>
 
+#include "proto/jsonmp.h"
 #include "proto/rpc.h"
 #include "tests/lib/testlib.h"
 
@@ -501,6 +502,47 @@ START_TEST(map_helpers)
 }
 END_TEST
 
+/*
+ * JSON text to msgpack: a value, or exactly one nil for text that is not a
+ * value or nests past the limit (never a partly packed value).
+ */
+START_TEST(jsonmp_text)
+{
+	static const char *const nil_cases[] = { "{", "", "[1,", NULL };
+	char deep[200];
+	struct rpc_buf b;
+	msgpack_unpacked up;
+	size_t off;
+	int i, k;
+
+	rpc_buf_init(&b);
+	jsonmp_pack_text(&b.pk, "{\"a\": [1, true, null]}",
+	    strlen("{\"a\": [1, true, null]}"));
+	msgpack_unpacked_init(&up);
+	off = 0;
+	ck_assert_int_eq(msgpack_unpack_next(&up, b.sb.data, b.sb.size, &off),
+	    MSGPACK_UNPACK_SUCCESS);
+	ck_assert_uint_eq(off, b.sb.size);
+	ck_assert_int_eq(up.data.type, MSGPACK_OBJECT_MAP);
+	/* 40 nested arrays: past SCAN_MAX_DEPTH. */
+	for (k = 0; k < 40; k++)
+		deep[k] = '[';
+	for (; k < 80; k++)
+		deep[k] = ']';
+	for (i = -1; i == -1 || nil_cases[i] != NULL; i++) {
+		const char *t = i < 0 ? deep : nil_cases[i];
+		size_t len = i < 0 ? 80 : strlen(t);
+
+		rpc_buf_reset(&b);
+		jsonmp_pack_text(&b.pk, t, len);
+		ck_assert_uint_eq(b.sb.size, 1);
+		ck_assert_int_eq((unsigned char)b.sb.data[0], 0xc0);
+	}
+	msgpack_unpacked_destroy(&up);
+	rpc_buf_free(&b);
+}
+END_TEST
+
 Suite *
 rpc_suite(void)
 {
@@ -515,6 +557,7 @@ rpc_suite(void)
 	tcase_add_test(tc, utf8);
 	tcase_add_test(tc, utf8_trim);
 	tcase_add_test(tc, map_helpers);
+	tcase_add_test(tc, jsonmp_text);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("envelope");
 	tcase_set_timeout(tc, 10);
