@@ -8,6 +8,7 @@
 
 #include "cdcd/cdcd.h"
 #include "proto/jsonmp.h"
+#include "proto/sqlrow.h"
 
 static int
 prep(struct reader *r, const char *sql, sqlite3_stmt **st, char *err, size_t errlen)
@@ -164,48 +165,6 @@ reader_encode_event(struct rpc_buf *b, const struct reader_event *ev)
 	rpc_pack_kv_i64(pk, "at", ev->at);
 }
 
-/* Columns stored as 0/1 and shown as booleans, as storaged shows them. */
-static bool
-bool_column(const char *name)
-{
-	return strcmp(name, "is_alive") == 0;
-}
-
-static void
-pack_row(msgpack_packer *pk, sqlite3_stmt *s)
-{
-	int i, n = sqlite3_column_count(s);
-
-	msgpack_pack_map(pk, n);
-	for (i = 0; i < n; i++) {
-		rpc_pack_str(pk, sqlite3_column_name(s, i));
-		/* JSON columns are shown as their value, as storaged shows them. */
-		if (sqlite3_column_type(s, i) == SQLITE_TEXT &&
-		    strcmp(sqlite3_column_name(s, i), "command") == 0) {
-			jsonmp_pack_text(pk, (const char *)sqlite3_column_text(s, i),
-			    (size_t)sqlite3_column_bytes(s, i));
-			continue;
-		}
-		switch (sqlite3_column_type(s, i)) {
-		case SQLITE_NULL:
-			msgpack_pack_nil(pk);
-			break;
-		case SQLITE_INTEGER:
-			if (bool_column(sqlite3_column_name(s, i))) {
-				if (sqlite3_column_int(s, i))
-					msgpack_pack_true(pk);
-				else
-					msgpack_pack_false(pk);
-			} else
-				msgpack_pack_int64(pk, sqlite3_column_int64(s, i));
-			break;
-		default:
-			rpc_pack_strn(pk, (const char *)sqlite3_column_text(s, i),
-			    (size_t)sqlite3_column_bytes(s, i));
-		}
-	}
-}
-
 int
 reader_snapshot(struct reader *r, struct rpc_buf *out, int64_t *seq,
     char *err, size_t errlen)
@@ -242,7 +201,7 @@ reader_snapshot(struct reader *r, struct rpc_buf *out, int64_t *seq,
 			msgpack_pack_map(&out->pk, 2);
 			rpc_pack_kv_str(&out->pk, "type", parts[i].type);
 			rpc_pack_str(&out->pk, "object");
-			pack_row(&out->pk, s);
+			sqlrow_pack_row(&out->pk, s);
 			n++;
 		}
 		sqlite3_finalize(s);

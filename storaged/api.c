@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 #include "common/xmalloc.h"
-#include "proto/jsonmp.h"
+#include "proto/sqlrow.h"
 #include "storaged/storaged.h"
 
 #define DEFAULT_LIMIT	100
@@ -59,67 +59,11 @@ static const char *const priorities[] = { "urgent", "action", "info", NULL };
 #define NOTIFICATION_COLS "id, project_id, session_id, priority, reaction, " \
 	"message, created_at"
 
-/* Columns stored as 0/1 and shown as booleans. */
-static bool
-bool_column(const char *name)
-{
-	return strcmp(name, "is_alive") == 0 || strcmp(name, "resolved") == 0 ||
-	    strcmp(name, "escalated") == 0;
-}
-
-/* Columns that hold JSON text and are shown as the value itself. */
-static bool
-json_column(const char *name)
-{
-	return strcmp(name, "command") == 0;
-}
-
-enum {
-	COL_PLAIN,
-	COL_BOOL,
-	COL_JSON,
-};
-
-/* Packs column i of the current row as a value of kind COL_*. */
-static void
-pack_value(msgpack_packer *pk, sqlite3_stmt *s, int i, int kind)
-{
-	switch (sqlite3_column_type(s, i)) {
-	case SQLITE_NULL:
-		msgpack_pack_nil(pk);
-		break;
-	case SQLITE_INTEGER:
-		if (kind == COL_BOOL) {
-			if (sqlite3_column_int(s, i))
-				msgpack_pack_true(pk);
-			else
-				msgpack_pack_false(pk);
-		} else
-			msgpack_pack_int64(pk, sqlite3_column_int64(s, i));
-		break;
-	case SQLITE_FLOAT:
-		msgpack_pack_double(pk, sqlite3_column_double(s, i));
-		break;
-	case SQLITE_TEXT:
-		if (kind == COL_JSON) {
-			jsonmp_pack_text(pk, (const char *)sqlite3_column_text(s, i),
-			    (size_t)sqlite3_column_bytes(s, i));
-			break;
-		}
-		/* FALLTHROUGH */
-	default:
-		rpc_pack_strn(pk, (const char *)sqlite3_column_text(s, i),
-		    (size_t)sqlite3_column_bytes(s, i));
-		break;
-	}
-}
-
+/* The kind store_cols records for a column. */
 static int
 column_kind(const char *name)
 {
-	if (bool_column(name))
-		return COL_BOOL;
-	return json_column(name) ? COL_JSON : COL_PLAIN;
+	return (int)sqlrow_kind(name);
 }
 
 /*
@@ -135,7 +79,7 @@ pack_row(struct store *st, msgpack_packer *pk, sqlite3_stmt *s)
 	msgpack_pack_map(pk, (size_t)c->n);
 	for (i = 0; i < c->n; i++) {
 		msgpack_pack_str_body(pk, c->keys + c->off[i], c->len[i]);
-		pack_value(pk, s, i, c->kind[i]);
+		sqlrow_pack_value(pk, s, i, (enum sqlrow_kind)c->kind[i]);
 	}
 }
 
@@ -1406,13 +1350,13 @@ pack_event(msgpack_packer *pk, sqlite3_stmt *s)
 	msgpack_pack_map(pk, 6);
 	rpc_pack_kv_i64(pk, "seq", sqlite3_column_int64(s, 0));
 	rpc_pack_str(pk, "project_id");
-	pack_value(pk, s, 1, COL_PLAIN);
+	sqlrow_pack_value(pk, s, 1, SQLROW_PLAIN);
 	rpc_pack_str(pk, "session_id");
-	pack_value(pk, s, 2, COL_PLAIN);
+	sqlrow_pack_value(pk, s, 2, SQLROW_PLAIN);
 	rpc_pack_str(pk, "type");
-	pack_value(pk, s, 3, COL_PLAIN);
+	sqlrow_pack_value(pk, s, 3, SQLROW_PLAIN);
 	rpc_pack_str(pk, "payload");
-	pack_value(pk, s, 4, COL_JSON);
+	sqlrow_pack_value(pk, s, 4, SQLROW_JSON);
 	rpc_pack_kv_i64(pk, "at", sqlite3_column_int64(s, 5));
 }
 
