@@ -570,16 +570,10 @@ static void
 handle_unsubscribe(struct peer_req *req, void *arg)
 {
 	struct sub *s = peer_udata(req->peer);
-	struct rpc_params p;
-	struct rpc_error err;
 
 	(void)arg;
-	rpc_error_clear(&err);
-	if (rpc_params_init(&p, req->params, req->zone, NULL, &err) == -1 ||
-	    rpc_params_end(&p) == -1) {
-		peer_reply_error(req, &err);
+	if (peer_req_no_params(req) == -1)
 		return;
-	}
 	if (s->consumer != NULL)
 		commit_offset(s);
 	s->subscribed = false;

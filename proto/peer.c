@@ -642,6 +642,21 @@ req_destroy(struct peer_req *r)
 	free(r);		/* raw with it */
 }
 
+int
+peer_req_no_params(struct peer_req *r)
+{
+	struct rpc_params p;
+	struct rpc_error err;
+
+	rpc_error_clear(&err);
+	if (rpc_params_init(&p, r->params, r->zone, NULL, &err) == -1 ||
+	    rpc_params_end(&p) == -1) {
+		peer_reply_error(r, &err);
+		return -1;
+	}
+	return 0;
+}
+
 void
 peer_req_free(struct peer_req *r)
 {

@@ -130,6 +130,11 @@ void peer_reply(struct peer_req *, const void *result, size_t len);
 void peer_reply_error(struct peer_req *, const struct rpc_error *);
 void peer_reply_errorf(struct peer_req *, enum rpc_code, const char *fmt, ...)
     AO_PRINTF(3, 4);
+/*
+ * For methods that take no parameters: 0 when the request has none, else
+ * -1 after answering it with the error (an unknown parameter).
+ */
+int peer_req_no_params(struct peer_req *);
 /* Frees a request without replying (only for requests whose peer is gone). */
 void peer_req_free(struct peer_req *);
 

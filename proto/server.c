@@ -61,22 +61,6 @@ reply_ping(struct peer_req *r)
 	rpc_buf_free(&b);
 }
 
-/* Built-ins take no parameters; anything else is an unknown parameter. */
-static int
-no_params(struct peer_req *r)
-{
-	struct rpc_params p;
-	struct rpc_error err;
-
-	rpc_error_clear(&err);
-	if (rpc_params_init(&p, r->params, r->zone, NULL, &err) == -1 ||
-	    rpc_params_end(&p) == -1) {
-		peer_reply_error(r, &err);
-		return -1;
-	}
-	return 0;
-}
-
 static void
 server_on_request(struct peer *peer, struct peer_req *r, void *arg)
 {
@@ -86,12 +70,12 @@ server_on_request(struct peer *peer, struct peer_req *r, void *arg)
 
 	(void)peer;
 	if (strcmp(r->method, "hello") == 0) {
-		if (no_params(r) == 0)
+		if (peer_req_no_params(r) == 0)
 			reply_hello(r, srv);
 		return;
 	}
 	if (strcmp(r->method, "ping") == 0) {
-		if (no_params(r) == 0)
+		if (peer_req_no_params(r) == 0)
 			reply_ping(r);
 		return;
 	}

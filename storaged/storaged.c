@@ -261,17 +261,11 @@ static void
 handle_watch(struct peer_req *req, void *arg)
 {
 	struct conn *c = peer_udata(req->peer);
-	struct rpc_params p;
-	struct rpc_error err;
 	struct rpc_buf out;
 
 	(void)arg;
-	rpc_error_clear(&err);
-	if (rpc_params_init(&p, req->params, req->zone, NULL, &err) == -1 ||
-	    rpc_params_end(&p) == -1) {
-		peer_reply_error(req, &err);
+	if (peer_req_no_params(req) == -1)
 		return;
-	}
 	c->watcher = true;
 	rpc_buf_init(&out);
 	msgpack_pack_map(&out.pk, 1);
