@@ -444,12 +444,6 @@ sub_reset(struct sub *s, int64_t oldest, int64_t head)
 		s->acked = s->committed = seq;
 }
 
-static void
-reply_errorf_param(struct peer_req *req, struct rpc_error *err)
-{
-	peer_reply_error(req, err);
-}
-
 static int
 parse_types(struct rpc_params *p, struct sub_filter *f)
 {
@@ -497,7 +491,7 @@ handle_subscribe(struct peer_req *req, void *arg)
 	    rpc_get_str(&p, "consumer", RPC_OPTIONAL, &consumer) == -1 ||
 	    rpc_params_end(&p) == -1) {
 		sub_filter_free(&f);
-		reply_errorf_param(req, &err);
+		peer_reply_error(req, &err);
 		return;
 	}
 	if (s->subscribed) {
