@@ -152,17 +152,50 @@ reader_ready(void)
 	return true;
 }
 
+struct tail_read {
+	struct rpc_buf b;
+	bool contiguous;	/* stop at a gap after the ring's end */
+	bool gap;		/* met one: that event and later are not appended */
+};
+
 static void
-append_cb(void *arg, const struct reader_event *ev)
+tail_cb(void *arg, const struct reader_event *ev)
 {
-	struct rpc_buf *b = arg;
+	struct tail_read *t = arg;
 	struct ring_buf *rb;
 
-	rpc_buf_reset(b);
-	reader_encode_event(b, ev);
-	rb = ring_buf_new(b->sb.data, b->sb.size);
+	if (t->gap || (t->contiguous && ev->seq != cd.ring.last + 1)) {
+		t->gap = true;
+		return;
+	}
+	rpc_buf_reset(&t->b);
+	reader_encode_event(&t->b, ev);
+	rb = ring_buf_new(t->b.sb.data, t->b.sb.size);
 	ring_append(&cd.ring, ev->seq, ev->project_id, ev->session_id, ev->type, rb);
 	cd.appended++;
+}
+
+/*
+ * Encodes every change_log row after the ring's end into it, in batches;
+ * when contiguous, stops at a seq that does not follow the ring's end.
+ * Returns 0, 1 on such a gap, -1 on a read error (logged).
+ */
+static int
+read_tail(bool contiguous)
+{
+	struct tail_read t = { .contiguous = contiguous, .gap = false };
+	char err[512];
+	int n;
+
+	rpc_buf_init(&t.b);
+	do {
+		n = reader_events(&cd.rd, cd.ring.last, READ_BATCH, tail_cb, &t,
+		    err, sizeof(err));
+		if (n == -1)
+			log_warnx("%s", err);
+	} while (n == READ_BATCH && !t.gap);
+	rpc_buf_free(&t.b);
+	return n == -1 ? -1 : t.gap;
 }
 
 /*
@@ -189,11 +222,8 @@ fill_all(void)
 static void
 poll_db(void)
 {
-	struct rpc_buf b;
 	struct sub *s, *next;
-	char err[512];
 	int64_t head, oldest;
-	int n;
 
 	if (cd.reading || !reader_ready())
 		return;
@@ -217,33 +247,9 @@ poll_db(void)
 			if (s->subscribed && s->cursor > head)
 				sub_reset(s, oldest, head);
 	}
-	rpc_buf_init(&b);
-	do {
-		n = reader_events(&cd.rd, cd.ring.last, READ_BATCH, append_cb, &b,
-		    err, sizeof(err));
-		if (n == -1)
-			log_warnx("%s", err);
-	} while (n == READ_BATCH);
-	rpc_buf_free(&b);
+	read_tail(false);
 	cd.reading = false;
 	fill_all();
-}
-
-struct tail_read {
-	struct rpc_buf b;
-	bool gap;		/* an event after a gap: not appended */
-};
-
-static void
-tail_cb(void *arg, const struct reader_event *ev)
-{
-	struct tail_read *t = arg;
-
-	if (t->gap || ev->seq != cd.ring.last + 1) {
-		t->gap = true;
-		return;
-	}
-	append_cb(&t->b, ev);
 }
 
 /*
@@ -255,9 +261,7 @@ tail_cb(void *arg, const struct reader_event *ev)
 static void
 on_committed(int64_t head)
 {
-	struct tail_read t = { .gap = false };
-	char err[512];
-	int n;
+	int r;
 
 	if (head == cd.ring.last && cd.rd_open)
 		return;
@@ -266,16 +270,9 @@ on_committed(int64_t head)
 		return;
 	}
 	cd.reading = true;
-	rpc_buf_init(&t.b);
-	do {
-		n = reader_events(&cd.rd, cd.ring.last, READ_BATCH, tail_cb, &t,
-		    err, sizeof(err));
-		if (n == -1)
-			log_warnx("%s", err);
-	} while (n == READ_BATCH && !t.gap);
-	rpc_buf_free(&t.b);
+	r = read_tail(true);
 	cd.reading = false;
-	if (t.gap || n == -1)
+	if (r != 0)
 		poll_db();
 	else
 		fill_all();
