@@ -1,87 +1,459 @@
 /*
- * WAL checkpoints off the commit path.  SQLite's automatic checkpoint runs
- * inside whichever COMMIT crosses wal_autocheckpoint pages, and with it the
- * fsyncs: a write that happens to be that one waits milliseconds, and so
- * does every request queued behind it on storaged's single loop.  Instead
- * automatic checkpoints are off and a thread with its own connection runs
- * PASSIVE checkpoints (they never block readers or the writer) every
- * interval.  Durability is unchanged: commits are in the WAL either way.
+ * WAL checkpoints: the WAL stays bounded under sustained writes and goes
+ * back to nothing at rest, without making a COMMIT wait for a checkpoint.
+ *
+ * SQLite's automatic checkpoint runs inside whichever COMMIT crosses
+ * wal_autocheckpoint frames, fsyncs included, and every request queued
+ * behind it on storaged's single loop waits too.  So by default it is off
+ * and a thread with its own connection checkpoints instead, told by the
+ * writer's WAL hook how many frames each commit left:
+ *
+ *   frames >= checkpoint_pages ─► PASSIVE (copies what it can; no waiting)
+ *   frames >= limit ───────────► RESTART (writers wait a moment, readers do
+ *                                 not; the next commit starts the log over)
+ *   disk full (a write failed) ► RESTART, and the limit shrinks to what fits
+ *   no commit for interval ────► TRUNCATE (the WAL file goes to 0 bytes)
+ *   frames >= 2 x limit ───────► the writer itself, in the loop, runs a
+ *                                 PASSIVE pass (the thread fell behind)
+ *
+ * A passive pass alone never restarts the log under sustained writes (new
+ * frames keep arriving while it copies), hence the RESTART; the log only
+ * starts over once everything is copied and no reader still uses it.
+ * journal_size_limit cuts the file back to the limit when it does.  The
+ * choice of the next pass is a pure function (checkpoint_next) of a small
+ * state (struct ckpt_state), unit-tested like lcmd/reducer.c.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
+#include "common/aotime.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "storaged/storaged.h"
 
+#define CKPT_BUSY_MS		100	/* the thread's wait for readers/writer */
+#define CKPT_LIMIT_FLOOR	(64 * 4096)	/* the smallest limit free space can set */
+#define CKPT_LOG_EVERY_MS	60000	/* repeated warnings, at most this often */
+
+const char *
+checkpoint_mode_name(enum ckpt_mode m)
+{
+	switch (m) {
+	case CKPT_NONE:
+		return "none";
+	case CKPT_PASSIVE:
+		return "passive";
+	case CKPT_RESTART:
+		return "restart";
+	case CKPT_TRUNCATE:
+		return "truncate";
+	}
+	return "?";
+}
+
+enum ckpt_mode
+checkpoint_next(const struct ckpt_state *s, int64_t now_ms)
+{
+	bool may_retry = now_ms >= s->retry_at_ms;
+
+	if (s->disk_full && may_retry)
+		return CKPT_RESTART;
+	if (s->frames >= s->limit_frames && s->frames > 0 &&
+	    (s->frames >= s->retry_frames || may_retry))
+		return CKPT_RESTART;
+	if (s->frames >= s->wake_frames && s->frames > s->seen_frames && may_retry)
+		return CKPT_PASSIVE;
+	if (!s->wal_empty && now_ms - s->last_commit_ms >= s->interval_ms &&
+	    may_retry)
+		return CKPT_TRUNCATE;
+	return CKPT_NONE;
+}
+
+void
+checkpoint_done(struct ckpt_state *s, enum ckpt_mode m, int rc,
+    int64_t frames_at_start, int64_t now_ms)
+{
+	if (m == CKPT_RESTART)
+		s->disk_full = false;
+	if (rc == SQLITE_OK && m != CKPT_PASSIVE) {
+		/*
+		 * RESTART and TRUNCATE hold the write lock throughout, so
+		 * success means every frame is in ao.db and no reader uses
+		 * the log: the next commit starts it over (TRUNCATE: 0 bytes).
+		 */
+		s->frames = s->seen_frames = 0;
+		s->wal_empty = m == CKPT_TRUNCATE;
+		s->retry_frames = s->retry_at_ms = 0;
+		return;
+	}
+	/* A passive pass has nothing more to do until the next commit. */
+	s->seen_frames = frames_at_start;
+	if (rc == SQLITE_OK)
+		return;
+	/*
+	 * Busy (a reader on an old snapshot, another process's lock) or
+	 * failed: not again until an interval has passed, or for RESTART
+	 * the WAL has grown by half a wake, so a long reader does not turn
+	 * the thread into a loop that keeps taking the write lock.
+	 */
+	s->retry_at_ms = now_ms + s->interval_ms;
+	if (m == CKPT_RESTART)
+		s->retry_frames = s->frames + (s->wake_frames + 1) / 2;
+}
+
+void
+checkpoint_commit(struct ckpt_state *s, int64_t frames, int64_t now_ms)
+{
+	if (frames < s->frames) {
+		/* The log started over. */
+		s->seen_frames = 0;
+		s->retry_frames = s->retry_at_ms = 0;
+	}
+	s->frames = frames;
+	s->last_commit_ms = now_ms;
+	s->wal_empty = false;
+}
+
 struct checkpoint {
 	pthread_t thread;
-	pthread_mutex_t mu;
+	pthread_mutex_t mu;	/* st, stats, stop */
 	pthread_cond_t cv;
-	bool stop;
-	sqlite3 *db;
-	int64_t interval_ms;
-	uint64_t runs;
+	pthread_mutex_t run_mu;	/* held for each pass: thread or writer */
+	bool started, stop;
+	sqlite3 *db;		/* the thread's connection */
+	sqlite3 *writer;	/* storaged's: its WAL hook and the fallback */
+	char *wal_path, *dir;
+	int64_t frame_bytes;
+	int64_t cfg_pages, cfg_limit_bytes;
+
+	struct ckpt_state st;
+	int64_t writer_mark;	/* frames at the writer's last own pass */
+	struct checkpoint_stats stats;	/* for stats, under mu */
+	int64_t warned_ms;	/* the last rate-limited warning */
+	uint64_t unwarned;	/* failures since then */
 };
+
+/* Under c->mu: the limits from the configuration and the free disk space. */
+static void
+ckpt_limits(struct checkpoint *c, int64_t wal_bytes, int64_t free_bytes)
+{
+	int64_t limit = c->cfg_limit_bytes;
+
+	if (free_bytes >= 0 && wal_bytes + free_bytes / 2 < limit)
+		limit = wal_bytes + free_bytes / 2;
+	if (limit < CKPT_LIMIT_FLOOR)
+		limit = CKPT_LIMIT_FLOOR;
+	c->stats.limit_bytes = limit;
+	c->st.limit_frames = limit / c->frame_bytes;
+	c->st.wake_frames = c->cfg_pages;
+	if (c->st.wake_frames > c->st.limit_frames / 2)
+		c->st.wake_frames = c->st.limit_frames / 2;
+	if (c->st.wake_frames < 1)
+		c->st.wake_frames = 1;
+}
+
+static int64_t
+file_size(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+static int64_t
+free_space(const char *dir)
+{
+	struct statvfs vfs;
+
+	if (statvfs(dir, &vfs) == -1)
+		return -1;
+	return (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+}
+
+/* Under c->mu: a warning at most every CKPT_LOG_EVERY_MS, with a count. */
+static void
+ckpt_warn(struct checkpoint *c, const char *what, int64_t now_ms)
+{
+	if (c->warned_ms != 0 && now_ms - c->warned_ms < CKPT_LOG_EVERY_MS) {
+		c->unwarned++;
+		return;
+	}
+	if (c->unwarned > 0)
+		log_warnx("%s (and %llu more since the last warning)", what,
+		    (unsigned long long)c->unwarned);
+	else
+		log_warnx("%s", what);
+	c->warned_ms = now_ms;
+	c->unwarned = 0;
+}
+
+/*
+ * Runs one pass of mode on db (the thread's or the writer's connection);
+ * records it.  Called without c->mu.
+ */
+static void
+ckpt_pass(struct checkpoint *c, sqlite3 *db, enum ckpt_mode m, bool in_writer)
+{
+	static const int modes[] = {
+		[CKPT_PASSIVE] = SQLITE_CHECKPOINT_PASSIVE,
+		[CKPT_RESTART] = SQLITE_CHECKPOINT_RESTART,
+		[CKPT_TRUNCATE] = SQLITE_CHECKPOINT_TRUNCATE,
+	};
+	int64_t t0, us, now, wal, avail, frames;
+	int rc, nlog = -1, nckpt = -1;
+	char msg[256];
+
+	pthread_mutex_lock(&c->mu);
+	frames = c->st.frames;
+	pthread_mutex_unlock(&c->mu);
+
+	pthread_mutex_lock(&c->run_mu);
+	t0 = aotime_mono_us();
+	rc = sqlite3_wal_checkpoint_v2(db, "main", modes[m], &nlog, &nckpt);
+	us = aotime_mono_us() - t0;
+	pthread_mutex_unlock(&c->run_mu);
+	wal = file_size(c->wal_path);
+	avail = free_space(c->dir);
+	now = aotime_mono_ms();
+
+	pthread_mutex_lock(&c->mu);
+	checkpoint_done(&c->st, m, rc & 0xff, frames, now);
+	c->stats.runs++;
+	if (in_writer)
+		c->stats.in_writer++;
+	c->stats.last_at = aotime_wall_ms();
+	c->stats.last_mode = m;
+	c->stats.last_us = us;
+	c->stats.last_rc = rc;
+	c->stats.wal_bytes = wal;
+	if (rc == SQLITE_OK && m != CKPT_PASSIVE)
+		c->stats.restarts++;
+	ckpt_limits(c, wal, avail);
+	if ((rc & 0xff) == SQLITE_BUSY) {
+		c->stats.busy++;
+		/* At rest a reader in the way is normal; growing past it is not. */
+		if (m == CKPT_RESTART && !c->st.disk_full && c->st.frames >=
+		    2 * c->st.limit_frames) {
+			snprintf(msg, sizeof(msg), "WAL checkpoint lagging: the WAL "
+			    "holds %lld frames (%lld KiB), over twice its limit, "
+			    "and a reader or another writer keeps it from "
+			    "starting over", (long long)c->st.frames,
+			    (long long)(c->st.frames * c->frame_bytes / 1024));
+			ckpt_warn(c, msg, now);
+		}
+	} else if (rc != SQLITE_OK) {
+		c->stats.failed++;
+		snprintf(c->stats.last_error, sizeof(c->stats.last_error), "%s",
+		    sqlite3_errstr(rc));
+		snprintf(msg, sizeof(msg), "WAL checkpoint (%s) failed: %s",
+		    checkpoint_mode_name(m), sqlite3_errstr(rc));
+		ckpt_warn(c, msg, now);
+	} else if (in_writer) {
+		snprintf(msg, sizeof(msg), "WAL checkpoint lagging: the WAL "
+		    "reached %lld KiB (limit %lld KiB) before the checkpoint "
+		    "thread caught up; storaged checkpointed it itself (%d of %d "
+		    "frames, %lld ms)", (long long)(c->writer_mark *
+		    c->frame_bytes / 1024), (long long)(c->stats.limit_bytes / 1024),
+		    nckpt, nlog, (long long)(us / 1000));
+		ckpt_warn(c, msg, now);
+	}
+	pthread_mutex_unlock(&c->mu);
+	log_debug("WAL checkpoint %s%s: rc %d, %d of %d frames, %lld us",
+	    checkpoint_mode_name(m), in_writer ? " (writer)" : "", rc, nckpt,
+	    nlog, (long long)us);
+}
 
 static void *
 checkpoint_main(void *arg)
 {
 	struct checkpoint *c = arg;
 	struct timespec ts;
-	int log_frames, done_frames, rc;
+	enum ckpt_mode m;
+	int64_t wait_ms;
 
 	pthread_mutex_lock(&c->mu);
 	while (!c->stop) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += c->interval_ms / 1000;
-		ts.tv_nsec += (c->interval_ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
+		m = checkpoint_next(&c->st, aotime_mono_ms());
+		if (m == CKPT_NONE) {
+			wait_ms = c->st.interval_ms;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += wait_ms / 1000;
+			ts.tv_nsec += (wait_ms % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+			continue;
 		}
-		pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-		if (c->stop)
-			break;
 		pthread_mutex_unlock(&c->mu);
-		rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-		    &log_frames, &done_frames);
+		ckpt_pass(c, c->db, m, false);
 		pthread_mutex_lock(&c->mu);
-		c->runs++;
-		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-			log_warnx("checkpoint: %s", sqlite3_errstr(rc));
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
 }
 
+/* The writer's WAL hook: runs inside each COMMIT, so it only takes notes. */
+static int
+ckpt_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct checkpoint *c = arg;
+
+	(void)db;
+	(void)name;
+	pthread_mutex_lock(&c->mu);
+	checkpoint_commit(&c->st, frames, aotime_mono_ms());
+	c->stats.frames = frames;
+	if (checkpoint_next(&c->st, c->st.last_commit_ms) != CKPT_NONE)
+		pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	return SQLITE_OK;
+}
+
+static int
+ckpt_pragma(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return 0;
+	snprintf(err, errlen, "%s: %s", sql, msg != NULL ? msg : sqlite3_errmsg(db));
+	sqlite3_free(msg);
+	return -1;
+}
+
+static void
+ckpt_free(struct checkpoint *c)
+{
+	sqlite3_close(c->db);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->run_mu);
+	pthread_cond_destroy(&c->cv);
+	free(c->wal_path);
+	free(c->dir);
+	free(c);
+}
+
 struct checkpoint *
-checkpoint_start(const char *path, int64_t interval_ms, char *err, size_t errlen)
+checkpoint_start(sqlite3 *writer, const char *path, const struct storaged_config *cfg,
+    char *err, size_t errlen)
 {
 	struct checkpoint *c = xcalloc(1, sizeof(*c));
+	sqlite3_stmt *s;
+	char sql[96], *slash;
+	int64_t page = 4096;
 
-	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX,
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->run_mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	c->writer = writer;
+	c->wal_path = xasprintf("%s-wal", path);
+	c->dir = xstrdup(path);
+	if ((slash = strrchr(c->dir, '/')) != NULL)
+		*(slash == c->dir ? slash + 1 : slash) = '\0';
+	else
+		strcpy(c->dir, ".");
+	if (sqlite3_prepare_v2(writer, "PRAGMA page_size", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW)
+			page = sqlite3_column_int64(s, 0);
+		sqlite3_finalize(s);
+	}
+	c->frame_bytes = page + 24;	/* a frame header is 24 bytes */
+	c->cfg_pages = cfg->checkpoint_pages;
+	c->cfg_limit_bytes = cfg->wal_limit_bytes;
+	c->st.interval_ms = cfg->checkpoint_interval_ms;
+	c->st.last_commit_ms = aotime_mono_ms();
+	c->stats.wal_bytes = file_size(c->wal_path);
+	ckpt_limits(c, c->stats.wal_bytes, free_space(c->dir));
+
+	/* The file goes back to the limit whenever the log starts over. */
+	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit=%lld",
+	    (long long)cfg->wal_limit_bytes);
+	if (ckpt_pragma(writer, sql, err, errlen) == -1)
+		goto fail;
+	if (!cfg->checkpoint_thread) {
+		/* SQLite's own, inside COMMIT (for comparison and as a fallback). */
+		snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint=%lld",
+		    (long long)cfg->checkpoint_pages);
+		if (ckpt_pragma(writer, sql, err, errlen) == -1)
+			goto fail;
+		return c;
+	}
+	if (ckpt_pragma(writer, "PRAGMA wal_autocheckpoint=0", err, errlen) == -1)
+		goto fail;
+	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 	    NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "checkpoint connection to %s: %s", path,
 		    c->db != NULL ? sqlite3_errmsg(c->db) : "out of memory");
-		sqlite3_close(c->db);
-		free(c);
-		return NULL;
+		goto fail;
 	}
-	sqlite3_busy_timeout(c->db, 5000);
-	c->interval_ms = interval_ms;
-	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cv, NULL);
+	sqlite3_busy_timeout(c->db, CKPT_BUSY_MS);
+	/*
+	 * A connection opens the WAL only once it has read the database: a
+	 * checkpoint on one that never did does nothing at all.  It needs no
+	 * page cache of its own.
+	 */
+	if (ckpt_pragma(c->db, "PRAGMA cache_size=16", err, errlen) == -1 ||
+	    ckpt_pragma(c->db, "SELECT count(*) FROM sqlite_master", err, errlen) == -1)
+		goto fail;
+	sqlite3_wal_hook(writer, ckpt_hook, c);
 	if (pthread_create(&c->thread, NULL, checkpoint_main, c) != 0) {
+		sqlite3_wal_hook(writer, NULL, NULL);
 		snprintf(err, errlen, "checkpoint thread: cannot start");
-		sqlite3_close(c->db);
-		free(c);
-		return NULL;
+		goto fail;
 	}
+	c->started = true;
 	return c;
+fail:
+	ckpt_free(c);
+	return NULL;
+}
+
+void
+checkpoint_after_commit(struct checkpoint *c)
+{
+	bool run;
+
+	if (!c->started)
+		return;
+	pthread_mutex_lock(&c->mu);
+	run = c->st.frames >= 2 * c->st.limit_frames &&
+	    c->st.frames >= c->writer_mark + (c->st.limit_frames + 1) / 2;
+	if (run)
+		c->writer_mark = c->st.frames;
+	else if (c->st.frames < c->writer_mark)
+		c->writer_mark = 0;	/* the log started over */
+	pthread_mutex_unlock(&c->mu);
+	if (run)
+		ckpt_pass(c, c->writer, CKPT_PASSIVE, true);
+}
+
+void
+checkpoint_disk_full(struct checkpoint *c)
+{
+	if (!c->started)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->st.disk_full = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+void
+checkpoint_get_stats(struct checkpoint *c, struct checkpoint_stats *out)
+{
+	pthread_mutex_lock(&c->mu);
+	*out = c->stats;
+	pthread_mutex_unlock(&c->mu);
+	out->wal_bytes = file_size(c->wal_path);
+	out->thread = c->started;
 }
 
 void
@@ -89,15 +461,16 @@ checkpoint_stop(struct checkpoint *c)
 {
 	if (c == NULL)
 		return;
-	pthread_mutex_lock(&c->mu);
-	c->stop = true;
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-	pthread_join(c->thread, NULL);
-	/* A last full pass so the WAL does not carry over a large backlog. */
-	sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-	sqlite3_close(c->db);
-	pthread_mutex_destroy(&c->mu);
-	pthread_cond_destroy(&c->cv);
-	free(c);
+	if (c->started) {
+		pthread_mutex_lock(&c->mu);
+		c->stop = true;
+		pthread_cond_signal(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		pthread_join(c->thread, NULL);
+		sqlite3_wal_hook(c->writer, NULL, NULL);
+		/* Leave a small WAL behind: the next start has less to recover. */
+		sqlite3_wal_checkpoint_v2(c->db, "main", SQLITE_CHECKPOINT_TRUNCATE,
+		    NULL, NULL);
+	}
+	ckpt_free(c);
 }

@@ -45,7 +45,25 @@ static const struct config_key storaged_keys[] = {
 	    "how often change_log retention runs" },
 	{ "checkpoint_interval_ms", CONFIG_MS, "1000",
 	    offsetof(struct storaged_config, checkpoint_interval_ms), 10, 3600000,
-	    "how often the WAL is checkpointed (in a thread, off the commit path)" },
+	    "with no commit for this long the WAL is truncated (and a busy "
+	    "checkpoint is retried after it)" },
+	{ "checkpoint_pages", CONFIG_INT, "1000",
+	    offsetof(struct storaged_config, checkpoint_pages), 1, 1000000,
+	    "WAL frames after a commit that start a passive checkpoint (in a "
+	    "thread, off the commit path)" },
+	{ "wal_limit_bytes", CONFIG_BYTES, "4MiB",
+	    offsetof(struct storaged_config, wal_limit_bytes), 64 * 1024,
+	    1024LL * 1024 * 1024,
+	    "past this the WAL is made to start over (writers wait briefly); "
+	    "less when the disk is nearly full" },
+	{ "checkpoint_thread", CONFIG_BOOL, "true",
+	    offsetof(struct storaged_config, checkpoint_thread), 0, 1,
+	    "checkpoint in a thread; false: SQLite's automatic checkpoint "
+	    "inside COMMIT every checkpoint_pages" },
+	{ "busy_timeout_ms", CONFIG_MS, "5000",
+	    offsetof(struct storaged_config, busy_timeout_ms), 0, 3600000,
+	    "how long a write waits for a lock another process holds on ao.db "
+	    "before failing with unavailable (the loop keeps serving)" },
 	CONFIG_KEY_END
 };
 
@@ -117,9 +135,11 @@ static struct {
 	unsigned nbatch;
 	struct event *flush_ev;
 	struct event *janitor_ev;
+	struct event *lock_ev;	/* the next try for a lock another holds */
+	unsigned lock_tries;	/* of the batch's BEGIN; 0 when not waiting */
 	struct checkpoint *ckpt;
 	int64_t last_head;
-	uint64_t commits, writes;
+	uint64_t commits, writes, lock_waits, lock_timeouts;
 } sd;
 
 static void
@@ -158,6 +178,61 @@ announce_head(int64_t head, int64_t mono_us)
 	rpc_buf_free(&b);
 }
 
+/* Takes p out of the batch, before it is answered. */
+static void
+batch_remove(struct pending *p)
+{
+	TAILQ_REMOVE(&sd.batch, p, entry);
+	sd.nbatch--;
+	if (p->req->peer != NULL)
+		((struct conn *)peer_udata(p->req->peer))->queued--;
+	if (p->m->write)
+		sd.writes++;
+}
+
+/*
+ * Another connection (an operator's sqlite3 shell, say) holds the write
+ * lock.  Waiting in SQLite's busy handler would stop the whole loop, so
+ * the batch waits on a timer instead (1 ms doubling to 16 ms) while reads,
+ * hello and stats go on; a request waiting longer than busy_timeout_ms
+ * fails with unavailable, having changed nothing.
+ */
+static void
+flush_locked(void)
+{
+	int64_t now = aotime_mono_us(), limit = sd.cfg.busy_timeout_ms * 1000;
+	struct pending *p, *next;
+	struct rpc_error err;
+	struct timeval tv;
+
+	if (sd.lock_tries++ == 0) {
+		sd.lock_waits++;
+		log_debug("ao.db is locked by another connection: %u requests wait",
+		    sd.nbatch);
+	}
+	peer_cork(true);
+	TAILQ_FOREACH_SAFE(p, &sd.batch, entry, next) {
+		if (now - p->req->received_us < limit)
+			continue;
+		batch_remove(p);
+		rpc_error_set(&err, RPC_UNAVAILABLE, "ao.db is locked by another "
+		    "connection (waited %lld ms)",
+		    (long long)((now - p->req->received_us) / 1000));
+		reply_result(p->req, -1, &p->out, &err);
+		sd.lock_timeouts++;
+		pending_put(p);
+	}
+	peer_cork(false);
+	if (TAILQ_EMPTY(&sd.batch)) {
+		log_warnx("ao.db stayed locked by another connection for %lld ms: "
+		    "writes failed with unavailable", (long long)sd.cfg.busy_timeout_ms);
+		sd.lock_tries = 0;
+		return;
+	}
+	aotime_tv(&tv, 1 << (sd.lock_tries < 5 ? sd.lock_tries - 1 : 4));
+	evtimer_add(sd.lock_ev, &tv);
+}
+
 /* Runs the batch in one transaction, then answers every request in it. */
 static void
 flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -165,15 +240,26 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	struct rpc_error txerr;
 	struct pending *p;
 	int64_t committed_us, head;
-	int failed;
+	int failed, rc;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (TAILQ_EMPTY(&sd.batch))
+	if (TAILQ_EMPTY(&sd.batch) || evtimer_pending(sd.lock_ev, NULL))
 		return;
 	rpc_error_clear(&txerr);
-	failed = store_exec(&sd.st, "BEGIN IMMEDIATE", &txerr) == -1;
+	rc = sqlite3_exec(sd.st.db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if ((rc & 0xff) == SQLITE_BUSY) {
+		flush_locked();
+		return;
+	}
+	if (sd.lock_tries > 0) {
+		log_debug("ao.db lock obtained after %u tries", sd.lock_tries);
+		sd.lock_tries = 0;
+	}
+	failed = rc != SQLITE_OK;
+	if (failed)
+		store_sqlerr(&sd.st, sqlite3_extended_errcode(sd.st.db), &txerr);
 	TAILQ_FOREACH(p, &sd.batch, entry) {
 		if (failed)
 			break;
@@ -207,19 +293,19 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	peer_cork(true);
 	announce_head(failed ? sd.last_head : head, committed_us);
 	while ((p = TAILQ_FIRST(&sd.batch)) != NULL) {
-		TAILQ_REMOVE(&sd.batch, p, entry);
-		if (p->req->peer != NULL)
-			((struct conn *)peer_udata(p->req->peer))->queued--;
+		batch_remove(p);
 		if (failed)
 			reply_result(p->req, -1, &p->out, &txerr);
 		else
 			reply_result(p->req, p->rc, &p->out, &p->err);
-		if (p->m->write)
-			sd.writes++;
 		pending_put(p);
 	}
-	sd.nbatch = 0;
 	peer_cork(false);
+	if (sd.st.full) {
+		sd.st.full = false;
+		checkpoint_disk_full(sd.ckpt);
+	}
+	checkpoint_after_commit(sd.ckpt);
 }
 
 static void
@@ -239,7 +325,9 @@ handle_api(struct peer_req *req, void *arg)
 		TAILQ_INSERT_TAIL(&sd.batch, p, entry);
 		sd.nbatch++;
 		c->queued++;
-		event_active(sd.flush_ev, EV_TIMEOUT, 1);
+		/* While the batch waits for a lock, its timer runs the flush. */
+		if (!evtimer_pending(sd.lock_ev, NULL))
+			event_active(sd.flush_ev, EV_TIMEOUT, 1);
 		return;
 	}
 	if (!out_init) {
@@ -275,18 +363,55 @@ handle_watch(struct peer_req *req, void *arg)
 }
 
 static void
+pack_wal(msgpack_packer *pk)
+{
+	struct checkpoint_stats cs;
+
+	checkpoint_get_stats(sd.ckpt, &cs);
+	rpc_pack_str(pk, "wal");
+	msgpack_pack_map(pk, 14);
+	rpc_pack_kv_str(pk, "checkpointer", cs.thread ? "thread" : "sqlite");
+	rpc_pack_kv_i64(pk, "bytes", cs.wal_bytes);
+	rpc_pack_kv_i64(pk, "frames", cs.frames);
+	rpc_pack_kv_i64(pk, "limit_bytes", cs.limit_bytes);
+	rpc_pack_kv_i64(pk, "checkpoints", (int64_t)cs.runs);
+	rpc_pack_kv_i64(pk, "restarts", (int64_t)cs.restarts);
+	rpc_pack_kv_i64(pk, "in_writer", (int64_t)cs.in_writer);
+	rpc_pack_kv_i64(pk, "busy", (int64_t)cs.busy);
+	rpc_pack_kv_i64(pk, "failed", (int64_t)cs.failed);
+	rpc_pack_str(pk, "last_checkpoint_at");
+	if (cs.last_at > 0)
+		msgpack_pack_int64(pk, cs.last_at);
+	else
+		msgpack_pack_nil(pk);
+	rpc_pack_kv_str(pk, "last_mode", checkpoint_mode_name(cs.last_mode));
+	rpc_pack_kv_i64(pk, "last_us", cs.last_us);
+	rpc_pack_kv_str(pk, "last_result", sqlite3_errstr(cs.last_rc));
+	rpc_pack_str(pk, "last_error");
+	if (cs.last_error[0] != '\0')
+		rpc_pack_str(pk, cs.last_error);
+	else
+		msgpack_pack_nil(pk);
+}
+
+static void
 handle_stats(struct peer_req *req, void *arg)
 {
 	struct rpc_buf out;
 
 	(void)arg;
+	if (peer_req_no_params(req) == -1)
+		return;
 	rpc_buf_init(&out);
-	msgpack_pack_map(&out.pk, 5);
+	msgpack_pack_map(&out.pk, 8);
 	rpc_pack_kv_i64(&out.pk, "connections", server_nconns(sd.srv));
 	rpc_pack_kv_i64(&out.pk, "commits", (int64_t)sd.commits);
 	rpc_pack_kv_i64(&out.pk, "writes", (int64_t)sd.writes);
 	rpc_pack_kv_i64(&out.pk, "head", store_head(&sd.st));
 	rpc_pack_kv_i64(&out.pk, "oldest", store_oldest(&sd.st));
+	rpc_pack_kv_i64(&out.pk, "lock_waits", (int64_t)sd.lock_waits);
+	rpc_pack_kv_i64(&out.pk, "lock_timeouts", (int64_t)sd.lock_timeouts);
+	pack_wal(&out.pk);
 	peer_reply(req, out.sb.data, out.sb.size);
 	rpc_buf_free(&out);
 }
@@ -362,8 +487,10 @@ main(int argc, char **argv)
 			fatalx_perm("%s", err);
 		fatalx("%s", err);
 	}
+	/* Waiting for a lock is flush_locked's job: SQLite's would stop the loop. */
+	sqlite3_busy_timeout(sd.st.db, 0);
 	sd.last_head = store_head(&sd.st);
-	if ((sd.ckpt = checkpoint_start(path, sd.cfg.checkpoint_interval_ms, err,
+	if ((sd.ckpt = checkpoint_start(sd.st.db, path, &sd.cfg, err,
 	    sizeof(err))) == NULL)
 		fatalx("%s", err);
 
@@ -376,6 +503,8 @@ main(int argc, char **argv)
 	 */
 	sd.flush_ev = event_new(sd.base, -1, 0, flush_cb, NULL);
 	event_priority_set(sd.flush_ev, 2);
+	sd.lock_ev = evtimer_new(sd.base, flush_cb, NULL);
+	event_priority_set(sd.lock_ev, 2);
 
 	for (n = 0; api_method_at(n) != NULL; n++)
 		;
@@ -413,6 +542,7 @@ main(int argc, char **argv)
 	 * Finish what was accepted before the signal and let every answer
 	 * reach its client (up to 2 s), then close.
 	 */
+	evtimer_del(sd.lock_ev);
 	flush_cb(-1, 0, NULL);
 	server_drain(sd.srv);
 	{
@@ -428,6 +558,7 @@ main(int argc, char **argv)
 	event_base_loop(sd.base, EVLOOP_NONBLOCK);
 	daemon_signals_free(sigs);
 	event_free(sd.flush_ev);
+	event_free(sd.lock_ev);
 	event_free(sd.janitor_ev);
 	event_base_free(sd.base);
 	checkpoint_stop(sd.ckpt);

@@ -15,7 +15,11 @@ struct storaged_config {
 	int64_t retention_rows;		/* change_log row limit */
 	int64_t max_message_bytes;	/* largest msgpack-rpc message */
 	int64_t janitor_interval_ms;	/* how often retention runs */
-	int64_t checkpoint_interval_ms;	/* WAL checkpoints, off the commit path */
+	int64_t checkpoint_interval_ms;	/* at rest this long: truncate the WAL */
+	int64_t checkpoint_pages;	/* WAL frames that wake a checkpoint */
+	int64_t wal_limit_bytes;	/* past it the log is made to start over */
+	int checkpoint_thread;		/* 0: SQLite's own, inside COMMIT */
+	int64_t busy_timeout_ms;	/* a write's wait for another's lock */
 };
 
 /* schema.c: the embedded migrations. */
@@ -57,6 +61,7 @@ struct store {
 	int ndyn;
 	struct store_cols *cols[STORE_COLS_SLOTS];	/* by statement address */
 	int64_t fixed_now;	/* tests: a fixed clock when > 0 */
+	bool full;		/* a statement failed with SQLITE_FULL (the caller clears it) */
 };
 
 /*
@@ -119,10 +124,74 @@ const struct api_method *api_method_at(int i);
 int api_call(struct store *, const struct api_method *, const msgpack_object *params,
     msgpack_zone *zone, struct rpc_buf *out, struct rpc_error *err);
 
-/* checkpoint.c: WAL checkpoints in a thread of their own. */
+/*
+ * checkpoint.c: WAL checkpoints in a thread of their own, woken by the
+ * writer's WAL hook (the diagram is at the top of checkpoint.c).
+ */
+enum ckpt_mode {
+	CKPT_NONE,
+	CKPT_PASSIVE,
+	CKPT_RESTART,
+	CKPT_TRUNCATE,
+};
+
+/* What the choice of the next pass depends on; frame counts, ms. */
+struct ckpt_state {
+	int64_t frames;		/* in the WAL after the last commit */
+	int64_t seen_frames;	/* at the start of the last passive pass */
+	int64_t wake_frames;	/* a passive pass from here */
+	int64_t limit_frames;	/* a restart from here */
+	int64_t last_commit_ms;	/* monotonic */
+	int64_t interval_ms;	/* at rest this long: truncate */
+	int64_t retry_frames;	/* after a busy restart: not again below this… */
+	int64_t retry_at_ms;	/* …or before this (any pass, after a failure) */
+	bool disk_full;		/* a write failed for want of space */
+	bool wal_empty;		/* truncated, no commit since */
+};
+
+/* The pass to run now, or CKPT_NONE.  Pure. */
+enum ckpt_mode checkpoint_next(const struct ckpt_state *, int64_t now_ms);
+/*
+ * Records a pass of mode m that returned rc (SQLite's primary code) and
+ * started with frames_at_start frames in the WAL.  Pure.
+ */
+void checkpoint_done(struct ckpt_state *, enum ckpt_mode m, int rc,
+    int64_t frames_at_start, int64_t now_ms);
+/* Records a commit that left frames frames in the WAL.  Pure. */
+void checkpoint_commit(struct ckpt_state *, int64_t frames, int64_t now_ms);
+const char *checkpoint_mode_name(enum ckpt_mode);
+
+struct checkpoint_stats {
+	bool thread;		/* false: SQLite's automatic checkpoints */
+	int64_t wal_bytes;	/* the -wal file's size now */
+	int64_t frames;		/* frames after the last commit */
+	int64_t limit_bytes;	/* the limit in force (free space lowers it) */
+	uint64_t runs, restarts, in_writer, busy, failed;
+	int64_t last_at;	/* wall ms of the last pass, 0 before any */
+	enum ckpt_mode last_mode;
+	int64_t last_us;	/* its duration */
+	int last_rc;		/* its SQLite result */
+	char last_error[128];	/* the last failure, "" when none */
+};
+
 struct checkpoint;
-struct checkpoint *checkpoint_start(const char *path, int64_t interval_ms,
-    char *err, size_t errlen);
+/*
+ * Sets up checkpoints for the writer connection of the database at path:
+ * journal_size_limit, then either the thread (its own connection, the WAL
+ * hook on writer) or, when cfg->checkpoint_thread is 0, SQLite's automatic
+ * checkpoint at checkpoint_pages.  Returns NULL with err on failure.
+ */
+struct checkpoint *checkpoint_start(sqlite3 *writer, const char *path,
+    const struct storaged_config *cfg, char *err, size_t errlen);
+/*
+ * Call after each COMMIT, once its answers are sent: when the thread has
+ * fallen behind (twice the limit) the writer checkpoints itself, in the loop.
+ */
+void checkpoint_after_commit(struct checkpoint *);
+/* A write failed with SQLITE_FULL: restart the log as soon as possible. */
+void checkpoint_disk_full(struct checkpoint *);
+void checkpoint_get_stats(struct checkpoint *, struct checkpoint_stats *);
+/* Stops the thread and truncates the WAL; NULL is a no-op. */
 void checkpoint_stop(struct checkpoint *);
 
 /* janitor.c: change_log retention. */

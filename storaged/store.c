@@ -39,8 +39,6 @@ store_open(struct store *st, const char *path, int *perm, char *err, size_t errl
 	sqlite3_busy_timeout(st->db, 5000);
 	if (pragma(st->db, "PRAGMA journal_mode=WAL", err, errlen) == -1 ||
 	    pragma(st->db, "PRAGMA synchronous=NORMAL", err, errlen) == -1 ||
-	    /* checkpoint.c runs them in a thread instead of inside a COMMIT */
-	    pragma(st->db, "PRAGMA wal_autocheckpoint=0", err, errlen) == -1 ||
 	    pragma(st->db, "PRAGMA foreign_keys=ON", err, errlen) == -1)
 		goto fail;
 	if (schema_migrate(st->db, perm, err, errlen) == -1)
@@ -244,6 +242,10 @@ store_sqlerr(struct store *st, int rc, struct rpc_error *err)
 		return rpc_error_set(err, RPC_UNAVAILABLE, "database busy: %s", msg);
 	case SQLITE_TOOBIG:
 		return rpc_error_set(err, RPC_TOO_LARGE, "%s", msg);
+	case SQLITE_FULL:
+		/* Passes once space is freed: the WAL is then reused (checkpoint.c). */
+		st->full = true;
+		return rpc_error_set(err, RPC_UNAVAILABLE, "%s", msg);
 	}
 	return rpc_error_set(err, RPC_INTERNAL, "database error: %s", msg);
 }
