@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/aotime.h"
 #include "common/log.h"
@@ -38,6 +39,7 @@
 #include "storaged/storaged.h"
 
 #define CKPT_BUSY_MS		100	/* the thread's wait for readers/writer */
+#define CKPT_BUSY_POLL_US	200	/* and how often it looks again */
 #define CKPT_LIMIT_FLOOR	(64 * 4096)	/* the smallest limit free space can set */
 #define CKPT_LOG_EVERY_MS	60000	/* repeated warnings, at most this often */
 
@@ -67,7 +69,9 @@ checkpoint_next(const struct ckpt_state *s, int64_t now_ms)
 	if (s->frames >= s->limit_frames && s->frames > 0 &&
 	    (s->frames >= s->retry_frames || may_retry))
 		return CKPT_RESTART;
-	if (s->frames >= s->wake_frames && s->frames > s->seen_frames && may_retry)
+	/* Passes of a quarter wake at least: each one costs an fsync. */
+	if (s->frames >= s->wake_frames && may_retry &&
+	    s->frames >= s->seen_frames + (s->wake_frames + 3) / 4)
 		return CKPT_PASSIVE;
 	if (!s->wal_empty && now_ms - s->last_commit_ms >= s->interval_ms &&
 	    may_retry)
@@ -126,6 +130,7 @@ struct checkpoint {
 	pthread_cond_t cv;
 	pthread_mutex_t run_mu;	/* held for each pass: thread or writer */
 	bool started, stop;
+	int wants_lock;		/* a RESTART/TRUNCATE is running: atomic */
 	sqlite3 *db;		/* the thread's connection */
 	sqlite3 *writer;	/* storaged's: its WAL hook and the fallback */
 	char *wal_path, *dir;
@@ -214,9 +219,12 @@ ckpt_pass(struct checkpoint *c, sqlite3 *db, enum ckpt_mode m, bool in_writer)
 	pthread_mutex_unlock(&c->mu);
 
 	pthread_mutex_lock(&c->run_mu);
+	if (m != CKPT_PASSIVE)
+		__atomic_store_n(&c->wants_lock, 1, __ATOMIC_RELEASE);
 	t0 = aotime_mono_us();
 	rc = sqlite3_wal_checkpoint_v2(db, "main", modes[m], &nlog, &nckpt);
 	us = aotime_mono_us() - t0;
+	__atomic_store_n(&c->wants_lock, 0, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&c->run_mu);
 	wal = file_size(c->wal_path);
 	avail = free_space(c->dir);
@@ -311,10 +319,27 @@ ckpt_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	pthread_mutex_lock(&c->mu);
 	checkpoint_commit(&c->st, frames, aotime_mono_ms());
 	c->stats.frames = frames;
+	if (frames > c->stats.peak_frames)
+		c->stats.peak_frames = frames;
 	if (checkpoint_next(&c->st, c->st.last_commit_ms) != CKPT_NONE)
 		pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 	return SQLITE_OK;
+}
+
+/*
+ * The thread's busy handler: SQLite's sleeps up to 25 ms at a time and
+ * would rarely catch the gap between two of the writer's commits; the
+ * writer also holds back while a RESTART waits (checkpoint_wants_lock).
+ */
+static int
+ckpt_busy(void *arg, int n)
+{
+	(void)arg;
+	if ((int64_t)n * CKPT_BUSY_POLL_US >= CKPT_BUSY_MS * 1000)
+		return 0;
+	usleep(CKPT_BUSY_POLL_US);
+	return 1;
 }
 
 static int
@@ -365,7 +390,7 @@ checkpoint_start(sqlite3 *writer, const char *path, const struct storaged_config
 			page = sqlite3_column_int64(s, 0);
 		sqlite3_finalize(s);
 	}
-	c->frame_bytes = page + 24;	/* a frame header is 24 bytes */
+	c->frame_bytes = c->stats.frame_bytes = page + 24;	/* a 24-byte header */
 	c->cfg_pages = cfg->checkpoint_pages;
 	c->cfg_limit_bytes = cfg->wal_limit_bytes;
 	c->st.interval_ms = cfg->checkpoint_interval_ms;
@@ -394,7 +419,7 @@ checkpoint_start(sqlite3 *writer, const char *path, const struct storaged_config
 		    c->db != NULL ? sqlite3_errmsg(c->db) : "out of memory");
 		goto fail;
 	}
-	sqlite3_busy_timeout(c->db, CKPT_BUSY_MS);
+	sqlite3_busy_handler(c->db, ckpt_busy, NULL);
 	/*
 	 * A connection opens the WAL only once it has read the database: a
 	 * checkpoint on one that never did does nothing at all.  It needs no
@@ -433,6 +458,12 @@ checkpoint_after_commit(struct checkpoint *c)
 	pthread_mutex_unlock(&c->mu);
 	if (run)
 		ckpt_pass(c, c->writer, CKPT_PASSIVE, true);
+}
+
+bool
+checkpoint_wants_lock(struct checkpoint *c)
+{
+	return __atomic_load_n(&c->wants_lock, __ATOMIC_ACQUIRE) != 0;
 }
 
 void

@@ -191,8 +191,8 @@ batch_remove(struct pending *p)
 }
 
 /*
- * Another connection (an operator's sqlite3 shell, say) holds the write
- * lock.  Waiting in SQLite's busy handler would stop the whole loop, so
+ * Another connection (an operator's sqlite3 shell, say, or for a moment
+ * the checkpoint thread) holds the write lock.  Waiting in SQLite's busy handler would stop the whole loop, so
  * the batch waits on a timer instead (1 ms doubling to 16 ms) while reads,
  * hello and stats go on; a request waiting longer than busy_timeout_ms
  * fails with unavailable, having changed nothing.
@@ -248,6 +248,10 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	if (TAILQ_EMPTY(&sd.batch) || evtimer_pending(sd.lock_ev, NULL))
 		return;
 	rpc_error_clear(&txerr);
+	if (checkpoint_wants_lock(sd.ckpt)) {
+		flush_locked();
+		return;
+	}
 	rc = sqlite3_exec(sd.st.db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if ((rc & 0xff) == SQLITE_BUSY) {
 		flush_locked();
@@ -369,10 +373,13 @@ pack_wal(msgpack_packer *pk)
 
 	checkpoint_get_stats(sd.ckpt, &cs);
 	rpc_pack_str(pk, "wal");
-	msgpack_pack_map(pk, 14);
+	msgpack_pack_map(pk, 15);
 	rpc_pack_kv_str(pk, "checkpointer", cs.thread ? "thread" : "sqlite");
 	rpc_pack_kv_i64(pk, "bytes", cs.wal_bytes);
 	rpc_pack_kv_i64(pk, "frames", cs.frames);
+	/* The most any commit left: the WAL's high-water mark in use. */
+	rpc_pack_kv_i64(pk, "peak_bytes", cs.peak_frames > 0 ?
+	    32 + cs.peak_frames * cs.frame_bytes : 0);
 	rpc_pack_kv_i64(pk, "limit_bytes", cs.limit_bytes);
 	rpc_pack_kv_i64(pk, "checkpoints", (int64_t)cs.runs);
 	rpc_pack_kv_i64(pk, "restarts", (int64_t)cs.restarts);

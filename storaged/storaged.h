@@ -165,6 +165,8 @@ struct checkpoint_stats {
 	bool thread;		/* false: SQLite's automatic checkpoints */
 	int64_t wal_bytes;	/* the -wal file's size now */
 	int64_t frames;		/* frames after the last commit */
+	int64_t peak_frames;	/* the most frames any commit left, since start */
+	int64_t frame_bytes;	/* a frame's size: page size + 24 */
 	int64_t limit_bytes;	/* the limit in force (free space lowers it) */
 	uint64_t runs, restarts, in_writer, busy, failed;
 	int64_t last_at;	/* wall ms of the last pass, 0 before any */
@@ -188,6 +190,12 @@ struct checkpoint *checkpoint_start(sqlite3 *writer, const char *path,
  * fallen behind (twice the limit) the writer checkpoints itself, in the loop.
  */
 void checkpoint_after_commit(struct checkpoint *);
+/*
+ * Whether the thread is waiting for the write lock (a RESTART or TRUNCATE):
+ * the writer then holds back its next BEGIN for a moment, or it would win
+ * the lock every time under sustained writes.
+ */
+bool checkpoint_wants_lock(struct checkpoint *);
 /* A write failed with SQLITE_FULL: restart the log as soon as possible. */
 void checkpoint_disk_full(struct checkpoint *);
 void checkpoint_get_stats(struct checkpoint *, struct checkpoint_stats *);

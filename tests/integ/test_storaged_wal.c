@@ -204,6 +204,10 @@ START_TEST(wal_bounded)
 				bclient_msg_free(&res);
 	}
 	ck_assert_msg(max <= 12 * MIB, "the WAL reached %lld bytes", (long long)max);
+	/* The high-water mark of every commit, not just the samples. */
+	max = integ_stat(bc, "wal", "peak_bytes");
+	ck_assert_msg(max > 0 && max <= 12 * MIB, "the WAL held up to %lld bytes",
+	    (long long)max);
 	ck_assert_msg(max > 0, "no WAL at all?");
 	ck_assert_msg(fsize(dbpath) >= 256 * 1024, "ao.db is %lld bytes: the "
 	    "checkpoints did not reach it", (long long)fsize(dbpath));

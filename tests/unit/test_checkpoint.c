@@ -39,7 +39,7 @@ START_TEST(choose_by_frames)
 }
 END_TEST
 
-/* A passive pass is not repeated until a commit brings new frames. */
+/* A passive pass is not repeated until commits bring a quarter wake more. */
 START_TEST(passive_once_per_commit)
 {
 	struct ckpt_state s = fresh();
@@ -49,12 +49,15 @@ START_TEST(passive_once_per_commit)
 	/* A reader kept some frames back: still nothing more until a commit. */
 	checkpoint_done(&s, CKPT_PASSIVE, SQLITE_OK, 600, 1);
 	ck_assert_int_eq(checkpoint_next(&s, 2), CKPT_NONE);
-	checkpoint_commit(&s, 604, 3);
-	ck_assert_int_eq(checkpoint_next(&s, 3), CKPT_PASSIVE);
-	/* Commits during the pass: another pass at once. */
-	checkpoint_commit(&s, 700, 4);
-	checkpoint_done(&s, CKPT_PASSIVE, SQLITE_OK, 604, 5);
-	ck_assert_int_eq(checkpoint_next(&s, 5), CKPT_PASSIVE);
+	/* Each pass costs an fsync: the next one waits for a quarter wake. */
+	checkpoint_commit(&s, 600 + WAKE / 4 - 1, 3);
+	ck_assert_int_eq(checkpoint_next(&s, 3), CKPT_NONE);
+	checkpoint_commit(&s, 600 + WAKE / 4, 4);
+	ck_assert_int_eq(checkpoint_next(&s, 4), CKPT_PASSIVE);
+	/* Enough commits during the pass: another pass at once. */
+	checkpoint_commit(&s, 600 + WAKE / 2, 5);
+	checkpoint_done(&s, CKPT_PASSIVE, SQLITE_OK, 600 + WAKE / 4, 6);
+	ck_assert_int_eq(checkpoint_next(&s, 6), CKPT_PASSIVE);
 }
 END_TEST
 
@@ -146,7 +149,7 @@ START_TEST(bad_input)
 
 	checkpoint_commit(&s, 700, 0);
 	checkpoint_done(&s, CKPT_PASSIVE, SQLITE_IOERR, 700, 5);
-	checkpoint_commit(&s, 710, 6);
+	checkpoint_commit(&s, 900, 6);
 	ck_assert_int_eq(checkpoint_next(&s, 6), CKPT_NONE);
 	ck_assert_int_eq(checkpoint_next(&s, 5 + IVL), CKPT_PASSIVE);
 	ck_assert_str_eq(checkpoint_mode_name(CKPT_NONE), "none");
