@@ -11,10 +11,15 @@
  *   frames >= checkpoint_pages ─► PASSIVE (copies what it can; no waiting)
  *   frames >= limit ───────────► RESTART (writers wait a moment, readers do
  *                                 not; the next commit starts the log over)
- *   disk full (a write failed) ► RESTART, and the limit shrinks to what fits
  *   no commit for interval ────► TRUNCATE (the WAL file goes to 0 bytes)
- *   frames >= 2 x limit ───────► the writer itself, in the loop, runs a
- *                                 PASSIVE pass (the thread fell behind)
+ *
+ * and the writer itself, in its loop, runs a PASSIVE pass when
+ *
+ *   a write failed: disk full ─► at once (then every 100 ms while it fails)
+ *   space is short, frames at
+ *     the lowered limit ───────► after each commit, so the next one starts
+ *                                 the log over instead of growing the file
+ *   frames >= 2 x limit ───────► the thread fell behind
  *
  * A passive pass alone never restarts the log under sustained writes (new
  * frames keep arriving while it copies), hence the RESTART; the log only
@@ -42,6 +47,7 @@
 #define CKPT_BUSY_POLL_US	200	/* and how often it looks again */
 #define CKPT_LIMIT_FLOOR	(64 * 4096)	/* the smallest limit free space can set */
 #define CKPT_LOG_EVERY_MS	60000	/* repeated warnings, at most this often */
+#define CKPT_WRITER_RETRY_MS	100	/* the writer's passes after a failed one */
 
 const char *
 checkpoint_mode_name(enum ckpt_mode m)
@@ -64,8 +70,6 @@ checkpoint_next(const struct ckpt_state *s, int64_t now_ms)
 {
 	bool may_retry = now_ms >= s->retry_at_ms;
 
-	if (s->disk_full && may_retry)
-		return CKPT_RESTART;
 	if (s->frames >= s->limit_frames && s->frames > 0 &&
 	    (s->frames >= s->retry_frames || may_retry))
 		return CKPT_RESTART;
@@ -83,8 +87,6 @@ void
 checkpoint_done(struct ckpt_state *s, enum ckpt_mode m, int rc,
     int64_t frames_at_start, int64_t now_ms)
 {
-	if (m == CKPT_RESTART)
-		s->disk_full = false;
 	if (rc == SQLITE_OK && m != CKPT_PASSIVE) {
 		/*
 		 * RESTART and TRUNCATE hold the write lock throughout, so
@@ -111,14 +113,42 @@ checkpoint_done(struct ckpt_state *s, enum ckpt_mode m, int rc,
 		s->retry_frames = s->frames + (s->wake_frames + 1) / 2;
 }
 
+bool
+checkpoint_writer_due(const struct ckpt_state *s, int64_t now_ms)
+{
+	if (now_ms < s->writer_at_ms)
+		return false;
+	if (s->disk_full)
+		return true;
+	if (s->tight && s->frames >= s->limit_frames && s->frames > s->writer_mark)
+		return true;
+	return s->frames >= 2 * s->limit_frames &&
+	    s->frames >= s->writer_mark + (s->limit_frames + 1) / 2;
+}
+
+void
+checkpoint_writer_done(struct ckpt_state *s, int rc, bool caught_up,
+    int64_t now_ms)
+{
+	s->writer_mark = s->frames;
+	if (rc == SQLITE_OK)
+		s->disk_full = false;
+	/* Failing (no space for ao.db either) or held back by a reader. */
+	if (rc != SQLITE_OK || !caught_up)
+		s->writer_at_ms = now_ms + CKPT_WRITER_RETRY_MS;
+}
+
 void
 checkpoint_commit(struct ckpt_state *s, int64_t frames, int64_t now_ms)
 {
 	if (frames < s->frames) {
 		/* The log started over. */
-		s->seen_frames = 0;
+		s->seen_frames = s->writer_mark = 0;
 		s->retry_frames = s->retry_at_ms = 0;
 	}
+	/* A commit went through while writes were failing: space is back. */
+	if (s->disk_full)
+		s->writer_at_ms = 0;
 	s->frames = frames;
 	s->last_commit_ms = now_ms;
 	s->wal_empty = false;
@@ -138,7 +168,6 @@ struct checkpoint {
 	int64_t cfg_pages, cfg_limit_bytes;
 
 	struct ckpt_state st;
-	int64_t writer_mark;	/* frames at the writer's last own pass */
 	struct checkpoint_stats stats;	/* for stats, under mu */
 	int64_t warned_ms;	/* the last rate-limited warning */
 	uint64_t unwarned;	/* failures since then */
@@ -155,6 +184,7 @@ ckpt_limits(struct checkpoint *c, int64_t wal_bytes, int64_t free_bytes)
 	if (limit < CKPT_LIMIT_FLOOR)
 		limit = CKPT_LIMIT_FLOOR;
 	c->stats.limit_bytes = limit;
+	c->st.tight = limit < c->cfg_limit_bytes;
 	c->st.limit_frames = limit / c->frame_bytes;
 	c->st.wake_frames = c->cfg_pages;
 	if (c->st.wake_frames > c->st.limit_frames / 2)
@@ -231,7 +261,11 @@ ckpt_pass(struct checkpoint *c, sqlite3 *db, enum ckpt_mode m, bool in_writer)
 	now = aotime_mono_ms();
 
 	pthread_mutex_lock(&c->mu);
-	checkpoint_done(&c->st, m, rc & 0xff, frames, now);
+	if (in_writer)
+		checkpoint_writer_done(&c->st, rc & 0xff, rc == SQLITE_OK &&
+		    nckpt >= nlog, now);
+	else
+		checkpoint_done(&c->st, m, rc & 0xff, frames, now);
 	c->stats.runs++;
 	if (in_writer)
 		c->stats.in_writer++;
@@ -246,7 +280,7 @@ ckpt_pass(struct checkpoint *c, sqlite3 *db, enum ckpt_mode m, bool in_writer)
 	if ((rc & 0xff) == SQLITE_BUSY) {
 		c->stats.busy++;
 		/* At rest a reader in the way is normal; growing past it is not. */
-		if (m == CKPT_RESTART && !c->st.disk_full && c->st.frames >=
+		if (m == CKPT_RESTART && c->st.frames >=
 		    2 * c->st.limit_frames) {
 			snprintf(msg, sizeof(msg), "WAL checkpoint lagging: the WAL "
 			    "holds %lld frames (%lld KiB), over twice its limit, "
@@ -262,13 +296,13 @@ ckpt_pass(struct checkpoint *c, sqlite3 *db, enum ckpt_mode m, bool in_writer)
 		snprintf(msg, sizeof(msg), "WAL checkpoint (%s) failed: %s",
 		    checkpoint_mode_name(m), sqlite3_errstr(rc));
 		ckpt_warn(c, msg, now);
-	} else if (in_writer) {
+	} else if (in_writer && frames >= 2 * c->st.limit_frames) {
 		snprintf(msg, sizeof(msg), "WAL checkpoint lagging: the WAL "
 		    "reached %lld KiB (limit %lld KiB) before the checkpoint "
 		    "thread caught up; storaged checkpointed it itself (%d of %d "
-		    "frames, %lld ms)", (long long)(c->writer_mark *
-		    c->frame_bytes / 1024), (long long)(c->stats.limit_bytes / 1024),
-		    nckpt, nlog, (long long)(us / 1000));
+		    "frames, %lld ms)", (long long)(frames * c->frame_bytes / 1024),
+		    (long long)(c->stats.limit_bytes / 1024), nckpt, nlog,
+		    (long long)(us / 1000));
 		ckpt_warn(c, msg, now);
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -449,12 +483,7 @@ checkpoint_after_commit(struct checkpoint *c)
 	if (!c->started)
 		return;
 	pthread_mutex_lock(&c->mu);
-	run = c->st.frames >= 2 * c->st.limit_frames &&
-	    c->st.frames >= c->writer_mark + (c->st.limit_frames + 1) / 2;
-	if (run)
-		c->writer_mark = c->st.frames;
-	else if (c->st.frames < c->writer_mark)
-		c->writer_mark = 0;	/* the log started over */
+	run = checkpoint_writer_due(&c->st, aotime_mono_ms());
 	pthread_mutex_unlock(&c->mu);
 	if (run)
 		ckpt_pass(c, c->writer, CKPT_PASSIVE, true);
@@ -473,7 +502,6 @@ checkpoint_disk_full(struct checkpoint *c)
 		return;
 	pthread_mutex_lock(&c->mu);
 	c->st.disk_full = true;
-	pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 }
 

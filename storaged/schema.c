@@ -8,14 +8,27 @@
  * when a watched column changes, so re-writing identical data emits nothing.
  * Event times are the row's own timestamps, set by storaged.
  */
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <sqlite3.h>
 
+#include "common/log.h"
 #include "storaged/storaged.h"
 
-static const char *const migrations[] = {
+static int migrate_in_lists(sqlite3 *, char **msg);
+
+/* A migration is SQL, or (sql NULL) a step in C. */
+struct migration {
+	const char *sql;
+	int (*fn)(sqlite3 *, char **msg);
+};
+
+static const struct migration migrations[] = {
 	/* 1: the initial schema. */
+	{ 
 	"CREATE TABLE projects ("
 	"  id TEXT PRIMARY KEY NOT NULL,"
 	"  path TEXT NOT NULL,"
@@ -230,30 +243,196 @@ static const char *const migrations[] = {
 	"    json_object('id', NEW.id, 'session_id', NEW.session_id,"
 	"      'priority', NEW.priority, 'reaction', NEW.reaction,"
 	"      'message', NEW.message), NEW.created_at);"
-	"END;",
+	"END;", NULL },
 
 	/*
 	 * 2: lifecycle bookkeeping for lcmd — the state a detecting session
 	 * recovers to, the count of consecutive probes that found it dead —
 	 * and the argv of sessions that run a plain command.
 	 */
-	"ALTER TABLE sessions ADD COLUMN state_before_detecting TEXT"
+	{ "ALTER TABLE sessions ADD COLUMN state_before_detecting TEXT"
 	"  CONSTRAINT state_before_detecting CHECK (state_before_detecting IN"
 	"    ('not_started','working','idle','needs_input','stuck'));"
 	"ALTER TABLE sessions ADD COLUMN dead_probes INTEGER NOT NULL DEFAULT 0"
 	"  CHECK (dead_probes >= 0);"
 	/* The argv of a `command` session, as a JSON array of strings. */
 	"ALTER TABLE sessions ADD COLUMN command TEXT"
-	"  CHECK (command IS NULL OR json_type(command) = 'array');",
+	"  CHECK (command IS NULL OR json_type(command) = 'array');", NULL },
 
 	/*
 	 * 3: the janitor walks change_log from its oldest seq, so the index on
 	 * `at` only cost every commit a page.
 	 */
-	"DROP INDEX change_log_at;",
+	{ "DROP INDEX change_log_at;", NULL },
+
+	/*
+	 * 4: every CHECK (x IN ('a', 'b', 'c', ...)) becomes (x = 'a' OR ...).
+	 * SQLite evaluates an IN list of more than two values by building an
+	 * ephemeral index, for every statement that checks it: two of them
+	 * (activity_state, change_log's type) took half the instructions of a
+	 * session.update.  Same meaning, NULL included; rows are untouched.
+	 */
+	{ NULL, migrate_in_lists },
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/*
+ * If p starts a list of single-quoted literals "('a', 'b'…)", returns the
+ * number of literals and sets *end past the ')'; else 0.
+ */
+static int
+in_list(const char *p, const char **end)
+{
+	int n = 0;
+
+	if (*p++ != '(')
+		return 0;
+	for (;;) {
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p != '\'')
+			return 0;
+		for (p++; *p != '\0'; p++)
+			if (*p == '\'' && *++p != '\'')
+				break;
+		if (p[-1] != '\'')
+			return 0;
+		n++;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p == ')') {
+			*end = p + 1;
+			return n;
+		}
+		if (*p++ != ',')
+			return 0;
+	}
+}
+
+char *
+schema_in_to_or(const char *sql)
+{
+	const char *p = sql, *w, *lst, *end, *q;
+	size_t len = 0;
+	char *b = NULL;
+	FILE *f;
+	int n;
+
+	if ((f = open_memstream(&b, &len)) == NULL)
+		fatal("open_memstream");
+	while (*p != '\0') {
+		/* A bare name, blanks, IN, blanks, a list of 3+ literals. */
+		if ((isalpha((unsigned char)*p) || *p == '_') && (p == sql ||
+		    !(isalnum((unsigned char)p[-1]) || p[-1] == '_' ||
+		    p[-1] == '.'))) {
+			for (w = p; isalnum((unsigned char)*w) || *w == '_'; w++)
+				;
+			for (q = w; isspace((unsigned char)*q); q++)
+				;
+			if (q > w && strncasecmp(q, "IN", 2) == 0 &&
+			    !(isalnum((unsigned char)q[2]) || q[2] == '_')) {
+				for (lst = q + 2; isspace((unsigned char)*lst); lst++)
+					;
+				if ((n = in_list(lst, &end)) > 2) {
+					fwrite("(", 1, 1, f);
+					for (q = lst + 1; n > 0; n--) {
+						const char *v, *ve;
+
+						while (isspace((unsigned char)*q) || *q == ',')
+							q++;
+						for (v = q, q++; *q != '\0'; q++)
+							if (*q == '\'' && *++q != '\'')
+								break;
+						ve = q;
+						fwrite(p, (size_t)(w - p), 1, f);
+						fwrite(" = ", 3, 1, f);
+						fwrite(v, (size_t)(ve - v), 1, f);
+						if (n > 1)
+							fwrite(" OR ", 4, 1, f);
+					}
+					fwrite(")", 1, 1, f);
+					p = end;
+					continue;
+				}
+			}
+			fwrite(p, (size_t)(w - p), 1, f);
+			p = w;
+			continue;
+		}
+		/* A string literal is copied whole: its text is not SQL. */
+		if (*p == '\'') {
+			for (q = p + 1; *q != '\0'; q++)
+				if (*q == '\'' && *++q != '\'')
+					break;
+			fwrite(p, (size_t)(q - p), 1, f);
+			p = q;
+			continue;
+		}
+		fwrite(p, 1, 1, f);
+		p++;
+	}
+	if (fclose(f) != 0)
+		fatal("open_memstream");
+	return b;
+}
+
+/*
+ * Migration 4: rewrites the tables' CHECK lists in sqlite_schema, the way
+ * SQLite documents for changes that leave the stored rows as they are
+ * (lang_altertable.html: writable_schema, then a new schema_version).
+ */
+static int
+migrate_in_lists(sqlite3 *db, char **msg)
+{
+	sqlite3_stmt *sel = NULL, *upd = NULL;
+	char sql[64];
+	int rc, version = 0;
+
+	rc = sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &sel, NULL);
+	if (rc == SQLITE_OK && sqlite3_step(sel) == SQLITE_ROW)
+		version = sqlite3_column_int(sel, 0);
+	sqlite3_finalize(sel);
+	sel = NULL;
+	if (rc != SQLITE_OK ||
+	    sqlite3_exec(db, "PRAGMA writable_schema=ON", NULL, NULL, msg) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(db, "SELECT name, sql FROM sqlite_schema"
+	    " WHERE type = 'table' AND sql IS NOT NULL", -1, &sel, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "UPDATE sqlite_schema SET sql = ?2"
+	    " WHERE type = 'table' AND name = ?1", -1, &upd, NULL) != SQLITE_OK)
+		goto fail;
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		const char *old = (const char *)sqlite3_column_text(sel, 1);
+		char *new = schema_in_to_or(old);
+
+		if (strcmp(old, new) != 0) {
+			sqlite3_bind_text(upd, 1, (const char *)sqlite3_column_text(sel,
+			    0), -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(upd, 2, new, -1, SQLITE_TRANSIENT);
+			rc = sqlite3_step(upd);
+			sqlite3_reset(upd);
+		} else
+			rc = SQLITE_DONE;
+		free(new);
+		if (rc != SQLITE_DONE)
+			goto fail;
+	}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(sel);
+	sqlite3_finalize(upd);
+	snprintf(sql, sizeof(sql), "PRAGMA schema_version = %d", version + 1);
+	if (sqlite3_exec(db, sql, NULL, NULL, msg) != SQLITE_OK)
+		return -1;
+	return sqlite3_exec(db, "PRAGMA writable_schema=OFF", NULL, NULL, msg) ==
+	    SQLITE_OK ? 0 : -1;
+fail:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(upd);
+	sqlite3_exec(db, "PRAGMA writable_schema=OFF", NULL, NULL, NULL);
+	return -1;
+}
 
 int
 schema_version(void)
@@ -280,6 +459,7 @@ int
 schema_migrate(sqlite3 *db, int *too_new, char *err, size_t errlen)
 {
 	char *msg = NULL, sql[64];
+	bool edited = false;
 	int v, i;
 
 	*too_new = 0;
@@ -295,12 +475,20 @@ schema_migrate(sqlite3 *db, int *too_new, char *err, size_t errlen)
 		*too_new = 1;
 		return -1;
 	}
-	for (i = v; i < NMIGRATIONS; i++)
-		if (sqlite3_exec(db, migrations[i], NULL, NULL, &msg) != SQLITE_OK)
+	for (i = v; i < NMIGRATIONS; i++) {
+		if (migrations[i].sql != NULL ? sqlite3_exec(db, migrations[i].sql,
+		    NULL, NULL, &msg) != SQLITE_OK : migrations[i].fn(db, &msg) == -1)
 			goto fail;
+		if (migrations[i].fn != NULL)
+			edited = true;
+	}
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", NMIGRATIONS);
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK ||
 	    sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
+		goto fail;
+	/* This connection re-reads the schema it edited (others see the version). */
+	if (edited && sqlite3_exec(db, "PRAGMA writable_schema=RESET", NULL, NULL,
+	    &msg) != SQLITE_OK)
 		goto fail;
 	return 0;
 fail:

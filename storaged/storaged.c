@@ -126,6 +126,49 @@ pending_put(struct pending *p)
 	free(p);
 }
 
+/*
+ * Where the last commits' time went, for stats: waiting in the batch (the
+ * oldest request's arrival to BEGIN), the transaction (BEGIN to COMMIT
+ * returned) and the answers (COMMIT to the last one handed to its socket).
+ */
+#define STAGE_N		1024
+enum { STAGE_QUEUE, STAGE_TXN, STAGE_REPLY, STAGE_MAX };
+static const char *const stage_names[STAGE_MAX] = { "queue", "txn", "reply" };
+
+struct stages {
+	int64_t us[STAGE_MAX][STAGE_N];
+	uint64_t n;
+};
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+stages_pack(const struct stages *st, msgpack_packer *pk)
+{
+	static int64_t v[STAGE_N];
+	size_t n = st->n < STAGE_N ? (size_t)st->n : STAGE_N;
+	char key[32];
+	int k;
+
+	rpc_pack_str(pk, "write_stages");
+	msgpack_pack_map(pk, 1 + 2 * STAGE_MAX);
+	rpc_pack_kv_i64(pk, "samples", (int64_t)n);
+	for (k = 0; k < STAGE_MAX; k++) {
+		memcpy(v, st->us[k], n * sizeof(v[0]));
+		qsort(v, n, sizeof(v[0]), cmp_i64);
+		snprintf(key, sizeof(key), "%s_p50_us", stage_names[k]);
+		rpc_pack_kv_i64(pk, key, n > 0 ? v[n / 2] : 0);
+		snprintf(key, sizeof(key), "%s_p99_us", stage_names[k]);
+		rpc_pack_kv_i64(pk, key, n > 0 ? v[n * 99 / 100] : 0);
+	}
+}
+
 static struct {
 	struct event_base *base;
 	struct server *srv;
@@ -140,6 +183,7 @@ static struct {
 	struct checkpoint *ckpt;
 	int64_t last_head;
 	uint64_t commits, writes, lock_waits, lock_timeouts;
+	struct stages stages;
 } sd;
 
 static void
@@ -239,7 +283,8 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct rpc_error txerr;
 	struct pending *p;
-	int64_t committed_us, head;
+	int64_t begin_us, committed_us, oldest_us, head;
+	size_t slot;
 	int failed, rc;
 
 	(void)fd;
@@ -252,6 +297,8 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 		flush_locked();
 		return;
 	}
+	oldest_us = TAILQ_FIRST(&sd.batch)->req->received_us;
+	begin_us = aotime_mono_us();
 	rc = sqlite3_exec(sd.st.db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if ((rc & 0xff) == SQLITE_BUSY) {
 		flush_locked();
@@ -305,6 +352,10 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 		pending_put(p);
 	}
 	peer_cork(false);
+	slot = (size_t)(sd.stages.n++ % STAGE_N);
+	sd.stages.us[STAGE_QUEUE][slot] = begin_us - oldest_us;
+	sd.stages.us[STAGE_TXN][slot] = committed_us - begin_us;
+	sd.stages.us[STAGE_REPLY][slot] = aotime_mono_us() - committed_us;
 	if (sd.st.full) {
 		sd.st.full = false;
 		checkpoint_disk_full(sd.ckpt);
@@ -410,7 +461,7 @@ handle_stats(struct peer_req *req, void *arg)
 	if (peer_req_no_params(req) == -1)
 		return;
 	rpc_buf_init(&out);
-	msgpack_pack_map(&out.pk, 8);
+	msgpack_pack_map(&out.pk, 9);
 	rpc_pack_kv_i64(&out.pk, "connections", server_nconns(sd.srv));
 	rpc_pack_kv_i64(&out.pk, "commits", (int64_t)sd.commits);
 	rpc_pack_kv_i64(&out.pk, "writes", (int64_t)sd.writes);
@@ -419,6 +470,7 @@ handle_stats(struct peer_req *req, void *arg)
 	rpc_pack_kv_i64(&out.pk, "lock_waits", (int64_t)sd.lock_waits);
 	rpc_pack_kv_i64(&out.pk, "lock_timeouts", (int64_t)sd.lock_timeouts);
 	pack_wal(&out.pk);
+	stages_pack(&sd.stages, &out.pk);
 	peer_reply(req, out.sb.data, out.sb.size);
 	rpc_buf_free(&out);
 }

@@ -29,6 +29,12 @@ int schema_version(void);
  * err; *too_new is set when the database is newer than this binary.
  */
 int schema_migrate(sqlite3 *, int *too_new, char *err, size_t errlen);
+/*
+ * sql with every "x IN ('a', 'b', 'c'…)" of three literals or more written
+ * as "(x = 'a' OR x = 'b' OR …)" (migration 4); the rest, string literals
+ * included, unchanged.  Returns a new string.
+ */
+char *schema_in_to_or(const char *sql);
 
 /* store.c: the database handle, cached statements, transactions, errors. */
 #define STORE_MAX_STMTS 96
@@ -145,8 +151,12 @@ struct ckpt_state {
 	int64_t interval_ms;	/* at rest this long: truncate */
 	int64_t retry_frames;	/* after a busy restart: not again below this… */
 	int64_t retry_at_ms;	/* …or before this (any pass, after a failure) */
-	bool disk_full;		/* a write failed for want of space */
 	bool wal_empty;		/* truncated, no commit since */
+	/* The writer's own passes (checkpoint_writer_due). */
+	bool disk_full;		/* a write failed for want of space */
+	bool tight;		/* free space lowered the limit */
+	int64_t writer_mark;	/* frames at the writer's last pass */
+	int64_t writer_at_ms;	/* after a failed one, not again before this */
 };
 
 /* The pass to run now, or CKPT_NONE.  Pure. */
@@ -157,6 +167,16 @@ enum ckpt_mode checkpoint_next(const struct ckpt_state *, int64_t now_ms);
  */
 void checkpoint_done(struct ckpt_state *, enum ckpt_mode m, int rc,
     int64_t frames_at_start, int64_t now_ms);
+/*
+ * Whether the writer must checkpoint itself now, in its loop: a write
+ * failed for want of space, or space is short and the WAL at its limit
+ * (the next commit would grow the file), or the thread fell behind (twice
+ * the limit, then every half limit more).  Pure.
+ */
+bool checkpoint_writer_due(const struct ckpt_state *, int64_t now_ms);
+/* Records the writer's pass (rc, caught_up: every frame copied).  Pure. */
+void checkpoint_writer_done(struct ckpt_state *, int rc, bool caught_up,
+    int64_t now_ms);
 /* Records a commit that left frames frames in the WAL.  Pure. */
 void checkpoint_commit(struct ckpt_state *, int64_t frames, int64_t now_ms);
 const char *checkpoint_mode_name(enum ckpt_mode);
@@ -186,8 +206,8 @@ struct checkpoint;
 struct checkpoint *checkpoint_start(sqlite3 *writer, const char *path,
     const struct storaged_config *cfg, char *err, size_t errlen);
 /*
- * Call after each COMMIT, once its answers are sent: when the thread has
- * fallen behind (twice the limit) the writer checkpoints itself, in the loop.
+ * Call after each group commit (failed or not), once its answers are
+ * sent: runs the writer's own pass when checkpoint_writer_due says so.
  */
 void checkpoint_after_commit(struct checkpoint *);
 /*
@@ -196,7 +216,7 @@ void checkpoint_after_commit(struct checkpoint *);
  * the lock every time under sustained writes.
  */
 bool checkpoint_wants_lock(struct checkpoint *);
-/* A write failed with SQLITE_FULL: restart the log as soon as possible. */
+/* A write failed with SQLITE_FULL: the writer checkpoints at once. */
 void checkpoint_disk_full(struct checkpoint *);
 void checkpoint_get_stats(struct checkpoint *, struct checkpoint_stats *);
 /* Stops the thread and truncates the WAL; NULL is a no-op. */

@@ -447,7 +447,7 @@ START_TEST(disk_full_recovers)
 	int failed = 0;
 	pid_t pid;
 
-	if (geteuid() != 0 || mount("ao-test", dir, "tmpfs", 0, "size=4m,mode=0700")
+	if (geteuid() != 0 || mount("ao-test", dir, "tmpfs", 0, "size=8m,mode=0700")
 	    == -1) {
 		fprintf(stderr, "disk_full_recovers: skipped (cannot mount a tmpfs: "
 		    "%s)\n", geteuid() != 0 ? "not root" : strerror(errno));

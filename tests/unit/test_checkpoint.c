@@ -122,23 +122,61 @@ START_TEST(truncate_at_rest)
 }
 END_TEST
 
-/* A write that failed for want of space asks for a RESTART, once. */
-START_TEST(disk_full)
+/*
+ * The writer's own passes: a write that failed for want of space, a WAL
+ * at a limit that free space lowered, a thread that fell behind.
+ */
+START_TEST(writer_passes)
 {
 	struct ckpt_state s = fresh();
 
 	checkpoint_commit(&s, 20, 0);
+	ck_assert(!checkpoint_writer_due(&s, 0));
+	/* Disk full: at once; failing, every 100 ms; then done. */
 	s.disk_full = true;
-	ck_assert_int_eq(checkpoint_next(&s, 1), CKPT_RESTART);
-	checkpoint_done(&s, CKPT_RESTART, SQLITE_OK, 20, 2);
+	ck_assert(checkpoint_writer_due(&s, 1));
+	checkpoint_writer_done(&s, SQLITE_FULL, false, 1);
+	ck_assert(s.disk_full);
+	ck_assert(!checkpoint_writer_due(&s, 50));
+	ck_assert(checkpoint_writer_due(&s, 101));
+	/* A commit that went through means space is back: try at once. */
+	checkpoint_writer_done(&s, SQLITE_FULL, false, 110);
+	checkpoint_commit(&s, 25, 120);
+	ck_assert(checkpoint_writer_due(&s, 120));
+	checkpoint_writer_done(&s, SQLITE_OK, true, 121);
 	ck_assert(!s.disk_full);
-	ck_assert_int_eq(checkpoint_next(&s, 3), CKPT_NONE);
-	/* Failing itself (no space for ao.db either): retried after an interval. */
-	s.disk_full = true;
-	checkpoint_done(&s, CKPT_RESTART, SQLITE_FULL, 0, 10);
-	s.disk_full = true;
-	ck_assert_int_eq(checkpoint_next(&s, 11), CKPT_NONE);
-	ck_assert_int_eq(checkpoint_next(&s, 10 + IVL), CKPT_RESTART);
+	ck_assert(!checkpoint_writer_due(&s, 122));
+
+	/* Space short: past the lowered limit, after every commit. */
+	s = fresh();
+	s.tight = true;
+	checkpoint_commit(&s, LIMIT - 1, 0);
+	ck_assert(!checkpoint_writer_due(&s, 0));
+	checkpoint_commit(&s, LIMIT, 1);
+	ck_assert(checkpoint_writer_due(&s, 1));
+	checkpoint_writer_done(&s, SQLITE_OK, true, 1);
+	ck_assert(!checkpoint_writer_due(&s, 2));
+	checkpoint_commit(&s, 3, 3);	/* the log started over */
+	ck_assert_int_eq(s.writer_mark, 0);
+	ck_assert(!checkpoint_writer_due(&s, 3));
+	/* A reader holds the log back: not more than every 100 ms. */
+	checkpoint_commit(&s, LIMIT + 10, 4);
+	checkpoint_writer_done(&s, SQLITE_OK, false, 4);
+	checkpoint_commit(&s, LIMIT + 20, 5);
+	ck_assert(!checkpoint_writer_due(&s, 5));
+	ck_assert(checkpoint_writer_due(&s, 104));
+
+	/* Plenty of space: only at twice the limit, then every half limit. */
+	s = fresh();
+	checkpoint_commit(&s, 2 * LIMIT - 1, 0);
+	ck_assert(!checkpoint_writer_due(&s, 0));
+	checkpoint_commit(&s, 2 * LIMIT, 1);
+	ck_assert(checkpoint_writer_due(&s, 1));
+	checkpoint_writer_done(&s, SQLITE_OK, false, 1);
+	checkpoint_commit(&s, 2 * LIMIT + LIMIT / 2 - 1, 200);
+	ck_assert(!checkpoint_writer_due(&s, 200));
+	checkpoint_commit(&s, 2 * LIMIT + LIMIT / 2, 201);
+	ck_assert(checkpoint_writer_due(&s, 201));
 }
 END_TEST
 
@@ -176,7 +214,7 @@ checkpoint_suite(void)
 	tcase_add_test(tc, restart_starts_over);
 	tcase_add_test(tc, busy_restart_backs_off);
 	tcase_add_test(tc, truncate_at_rest);
-	tcase_add_test(tc, disk_full);
+	tcase_add_test(tc, writer_passes);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad input");
 	tcase_set_timeout(tc, 10);

@@ -1037,7 +1037,104 @@ START_TEST(migration_3)
 	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
 	ck_assert_int_eq(sqlite3_column_int(s, 0), 0);
 	sqlite3_finalize(s);
-	ck_assert_int_eq(schema_version(), 3);
+	ck_assert_int_ge(schema_version(), 3);
+}
+END_TEST
+
+/* Migration 4's rewrite: IN lists of 3+ literals become OR chains. */
+START_TEST(in_to_or)
+{
+	static const char *const cases[][2] = {
+		{ "CHECK (s IN ('a','b','c'))", "CHECK ((s = 'a' OR s = 'b' OR s = 'c'))" },
+		{ "CHECK (s   IN\n   ( 'a' , 'it''s', 'c' ))",
+		    "CHECK ((s = 'a' OR s = 'it''s' OR s = 'c'))" },
+		/* Two values cost SQLite nothing: left alone; so are numbers. */
+		{ "CHECK (k IN ('a','b'))", "CHECK (k IN ('a','b'))" },
+		{ "CHECK (b IN (0, 1, 2))", "CHECK (b IN (0, 1, 2))" },
+		/* Text inside a literal is not SQL. */
+		{ "DEFAULT 'x IN (''a'',''b'',''c'')'", "DEFAULT 'x IN (''a'',''b'',''c'')'" },
+		/* Not a word of its own, not a list, not closed. */
+		{ "JOIN ('a','b','c')", "JOIN ('a','b','c')" },
+		{ "x IN (SELECT y FROM t)", "x IN (SELECT y FROM t)" },
+		{ "x IN ('a','b','c'", "x IN ('a','b','c'" },
+		{ "x IN ('a", "x IN ('a" },
+		{ "", "" },
+		/* Lower case works; a qualified name is left alone. */
+		{ "x in ('a','b','c') AND y", "(x = 'a' OR x = 'b' OR x = 'c') AND y" },
+		{ "t.x IN ('a','b','c')", "t.x IN ('a','b','c')" },
+	};
+	size_t i;
+	char *out;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		out = schema_in_to_or(cases[i][0]);
+		ck_assert_msg(strcmp(out, cases[i][1]) == 0, "%s -> %s", cases[i][0],
+		    out);
+		free(out);
+	}
+}
+END_TEST
+
+/* How many OpenEphemeral opcodes sql compiles to. */
+static int
+ephemerals(const char *sql)
+{
+	char buf[512];
+	sqlite3_stmt *s;
+	int n = 0;
+
+	snprintf(buf, sizeof(buf), "EXPLAIN %s", sql);
+	ck_assert_int_eq(sqlite3_prepare_v2(st.db, buf, -1, &s, NULL), SQLITE_OK);
+	while (sqlite3_step(s) == SQLITE_ROW)
+		n += strcmp((const char *)sqlite3_column_text(s, 1),
+		    "OpenEphemeral") == 0;
+	sqlite3_finalize(s);
+	return n;
+}
+
+/*
+ * A version 3 database gets migration 4: no CHECK builds an ephemeral
+ * index any more (two did on every session.update), the data stays, the
+ * checks still check.
+ */
+START_TEST(migration_4)
+{
+	static const char upd[] = "UPDATE sessions SET activity_state = 'idle',"
+	    " updated_at = 5 WHERE id = 'app-1'";
+	char err[256];
+	int perm;
+	sqlite3_stmt *s;
+
+	session_with_project();
+	ck_assert_int_eq(ephemerals(upd), 0);
+	/* Back to what versions 1-3 made. */
+	ck_assert_int_eq(sqlite3_exec(st.db, "PRAGMA writable_schema=ON;"
+	    "UPDATE sqlite_schema SET sql = replace(sql, 'CHECK ((activity_state ="
+	    " ''active'' OR activity_state = ''ready'' OR activity_state = ''idle''"
+	    " OR activity_state = ''waiting_input'' OR activity_state = ''blocked''"
+	    " OR activity_state = ''exited''))', 'CHECK (activity_state IN"
+	    " (''active'',''ready'',''idle'',''waiting_input'',''blocked'',"
+	    "''exited''))') WHERE name = 'sessions';"
+	    "PRAGMA schema_version = 1000; PRAGMA writable_schema=OFF;"
+	    "PRAGMA writable_schema=RESET; PRAGMA user_version = 3", NULL, NULL, NULL),
+	    SQLITE_OK);
+	ck_assert_int_ge(ephemerals(upd), 1);
+	store_close(&st);
+	ck_assert_int_eq(store_open(&st, dbpath, &perm, err, sizeof(err)), 0);
+	st.fixed_now = 1000;
+	ck_assert_int_eq(ephemerals(upd), 0);
+	ck_assert_int_eq(ephemerals("INSERT INTO change_log (type, payload, at)"
+	    " VALUES ('session_created', '{}', 1)"), 0);
+	ok("session.get", "{\"id\": \"app-1\"}");
+	ok("session.update", "{\"id\": \"app-1\", \"activity_state\": \"idle\"}");
+	ck_assert_int_ne(sqlite3_exec(st.db, "UPDATE sessions SET activity_state ="
+	    " 'zzz' WHERE id = 'app-1'", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(st.db, "PRAGMA integrity_check", -1, &s,
+	    NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(s, 0), "ok");
+	sqlite3_finalize(s);
+	ck_assert_int_eq(schema_version(), 4);
 }
 END_TEST
 
@@ -1179,6 +1276,8 @@ store_suite(void)
 	tcase_add_test(tc, retention_prefix);
 	tcase_add_test(tc, migrations);
 	tcase_add_test(tc, migration_3);
+	tcase_add_test(tc, migration_4);
+	tcase_add_test(tc, in_to_or);
 	tcase_add_test(tc, schema_checks);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad input");
