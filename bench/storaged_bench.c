@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,7 +47,9 @@
 #define NWRITES		40000		/* updates per throughput figure */
 #define RAW_BATCH	100		/* rows per batched raw transaction */
 #define RAW_1ROW_N	10000		/* 1-row raw transactions: slow, fewer */
-#define LAT_N		5000
+#define RAW_LAT_N	3000		/* 1-row raw transactions per latency round */
+#define LAT_N		5000		/* per round */
+#define LAT_ROUNDS	3
 #define WARMUP_N	500
 #define RTT_N		20000
 #define CALL_MS		10000
@@ -60,6 +63,7 @@ static struct {
 	char ids[NSESS][BENCH_ID_LEN];
 	/* activity_state last written per session: 0 unknown, 1 active, 2 idle. */
 	int activity[NSESS];
+	int raw_activity[NSESS];	/* the same for the raw database */
 } bench;
 
 /* atexit: a failed run still stops its daemon, but keeps the directory for its logs. */
@@ -82,10 +86,12 @@ cleanup(void)
 
 /*
  * Starts BIN_DIR/ao-storaged on data dir `data` (sockets in data/run, stderr
- * to data.log) and waits for its readiness line.  Fills sock.
+ * to data.log) with one extra flag (or NULL) and waits for its readiness
+ * line.  Fills sock.
  */
 static void
-storaged_start(const char *bin, const char *data, char *sock, size_t socklen)
+storaged_start(const char *bin, const char *data, const char *extra, char *sock,
+    size_t socklen)
 {
 	char exe[4096], a_data[4200], a_run[4200], a_fd[32], logf[4200], c;
 	ssize_t n;
@@ -113,7 +119,7 @@ storaged_start(const char *bin, const char *data, char *sock, size_t socklen)
 		unsetenv("LISTEN_FDNAMES");
 		unsetenv("NOTIFY_SOCKET");
 		snprintf(a_fd, sizeof(a_fd), "--ready-fd=%d", p[1]);
-		execl(exe, exe, a_data, a_run, a_fd, (char *)NULL);
+		execl(exe, exe, a_data, a_run, a_fd, extra, (char *)NULL);
 		dprintf(STDERR_FILENO, "exec %s: %s\n", exe, strerror(errno));
 		_exit(127);
 	}
@@ -154,6 +160,31 @@ static void
 pack_update(struct rpc_buf *b, int sess)
 {
 	bench_pack_update(b, bench.ids[sess], &bench.activity[sess]);
+}
+
+/* stats.<section>.<key> of a stats answer. */
+static int64_t
+stat_in(const struct bclient_msg *res, const char *section, const char *key)
+{
+	int64_t v;
+
+	if (rpc_obj_i64(rpc_map_get(rpc_map_get(res->m.result, section), key),
+	    &v) == -1)
+		fatalx("stats has no integer '%s.%s'", section, key);
+	return v;
+}
+
+/* The stats answer of the daemon at sock (free it). */
+static void
+stats_of(const char *sock, struct bclient_msg *res)
+{
+	struct bclient *bc;
+	char err[256];
+
+	if ((bc = bclient_connect(sock, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	bench_call(bc, "stats", NULL, res);
+	bclient_free(bc);
 }
 
 /* storaged's stats: commits, writes and head. */
@@ -260,7 +291,7 @@ raw_writes_per_s(sqlite3 *db, int n, int batch, double txn_us[2])
 			sess = (i + k) % NSESS;
 			sqlite3_bind_text(update, 1, bench.ids[sess], -1, SQLITE_STATIC);
 			sqlite3_bind_text(update, 2,
-			    bench_next_activity(&bench.activity[sess]), -1,
+			    bench_next_activity(&bench.raw_activity[sess]), -1,
 			    SQLITE_STATIC);
 			sqlite3_bind_int64(update, 3, aotime_wall_ms());
 			raw_step(db, update);
@@ -296,9 +327,12 @@ storaged_writes_per_s(const char *sock)
 	return NWRITES / ((double)(t1 - t0) / 1e9);
 }
 
-/* One client, one session.update at a time: p50 and p99 in microseconds. */
+/*
+ * One client, one session.update at a time: p50, p99 and p99.9 in
+ * microseconds (the checkpoints inside COMMIT show in the last).
+ */
 static void
-storaged_latency(const char *sock, double *p50, double *p99)
+storaged_latency(const char *sock, double *p50, double *p99, double *p999)
 {
 	struct bclient_msg res;
 	struct rpc_buf b;
@@ -320,10 +354,69 @@ storaged_latency(const char *sock, double *p50, double *p99)
 		if (i >= WARMUP_N)
 			ns[i - WARMUP_N] = t0;
 	}
-	bench_percentiles(ns, LAT_N, p50, p99);
+	bench_percentiles(ns, LAT_N, p50, p99);	/* sorts ns */
+	*p999 = (double)ns[LAT_N * 999 / 1000] / 1000;
 	free(ns);
 	rpc_buf_free(&b);
 	bclient_free(bc);
+}
+
+/*
+ * One latency round: the raw floor (a 1-row transaction, a socket round
+ * trip) measured right before storaged's own, and where storaged's time
+ * went by its stats (its last 1024 commits, on its monotonic clock).
+ */
+struct lat_round {
+	double p50, p99, p999;		/* storaged, seen by the client */
+	double txn50, txn99, rtt;	/* the raw floor */
+	int64_t queue50, stxn50, reply50, stxn99;	/* inside storaged */
+	double ratio;
+};
+
+static void
+latency_round(const char *sock, sqlite3 *raw, struct lat_round *r)
+{
+	struct bclient_msg res;
+	double txn[2];
+
+	r->rtt = bench_raw_rtt_us(RTT_N);
+	raw_writes_per_s(raw, RAW_LAT_N, 1, txn);
+	r->txn50 = txn[0];
+	r->txn99 = txn[1];
+	storaged_latency(sock, &r->p50, &r->p99, &r->p999);
+	stats_of(sock, &res);
+	r->queue50 = stat_in(&res, "write_stages", "queue_p50_us");
+	r->stxn50 = stat_in(&res, "write_stages", "txn_p50_us");
+	r->stxn99 = stat_in(&res, "write_stages", "txn_p99_us");
+	r->reply50 = stat_in(&res, "write_stages", "reply_p50_us");
+	bclient_msg_free(&res);
+	r->ratio = r->p50 / (r->txn50 + r->rtt);
+}
+
+static int
+cmp_ratio(const void *a, const void *b)
+{
+	const struct lat_round *x = a, *y = b;
+
+	return x->ratio < y->ratio ? -1 : x->ratio > y->ratio;
+}
+
+/* The WAL's high-water mark in KiB (the thread's peak, else the file). */
+static int64_t
+wal_peak_kib(const char *sock, const char *data)
+{
+	struct bclient_msg res;
+	char wal[256];
+	struct stat sb;
+	int64_t v;
+
+	stats_of(sock, &res);
+	v = stat_in(&res, "wal", "peak_bytes");
+	bclient_msg_free(&res);
+	snprintf(wal, sizeof(wal), "%s/ao.db-wal", data);
+	if (v == 0 && stat(wal, &sb) == 0)
+		v = sb.st_size;
+	return v / 1024;
 }
 
 /* CPU time (user + system) and minor page faults of a process so far. */
@@ -375,12 +468,15 @@ int
 main(int argc, char **argv)
 {
 	char data[64], sock[128], db[128];
-	double rtt, raw1, rawb, txn[2], w8, p50, p99, ratio_w, ratio_l, cpu, flt, per;
-	int64_t c0, c1, n0, n1, h0, h1;
+	double raw1, rawb, txn[2], w8, w8_inline, p50_inline, p99_inline, p999_inline;
+	double ratio_w, cpu, flt, per;
+	int64_t c0, c1, n0, n1, h0, h1, wal_peak, wal_peak_inline;
+	struct lat_round rounds[LAT_ROUNDS], *med;
 	struct usage u0, u1;
 	struct timespec settle = { 0, SETTLE_MS * 1000000L };
 	sqlite3 *raw;
 	long rss;
+	int i;
 
 	log_init("storaged_bench", 0);
 	bench_args(argc, argv, "storaged_bench BIN_DIR",
@@ -395,21 +491,28 @@ main(int argc, char **argv)
 
 	/* The raw baseline's database: made and populated by the daemon itself. */
 	snprintf(data, sizeof(data), "%s/raw", bench.dir);
-	storaged_start(argv[1], data, sock, sizeof(sock));
+	storaged_start(argv[1], data, NULL, sock, sizeof(sock));
 	bench_populate(sock, bench.ids, NSESS);
 	storaged_stop();
 
-	rtt = bench_raw_rtt_us(RTT_N);
 	snprintf(db, sizeof(db), "%s/ao.db", data);
 	raw = raw_open(db);
 	raw1 = raw_writes_per_s(raw, RAW_1ROW_N, 1, txn);
 	rawb = raw_writes_per_s(raw, NWRITES, RAW_BATCH, NULL);
-	if (sqlite3_close(raw) != SQLITE_OK)
-		fatalx("closing %s", db);
+
+	/* SQLite's own checkpoints inside COMMIT, for comparison. */
+	snprintf(data, sizeof(data), "%s/inline", bench.dir);
+	storaged_start(argv[1], data, "--checkpoint-thread=false", sock,
+	    sizeof(sock));
+	bench_populate(sock, bench.ids, NSESS);
+	w8_inline = storaged_writes_per_s(sock);
+	storaged_latency(sock, &p50_inline, &p99_inline, &p999_inline);
+	wal_peak_inline = wal_peak_kib(sock, data);
+	storaged_stop();
 
 	memset(bench.activity, 0, sizeof(bench.activity));
 	snprintf(data, sizeof(data), "%s/srv", bench.dir);
-	storaged_start(argv[1], data, sock, sizeof(sock));
+	storaged_start(argv[1], data, NULL, sock, sizeof(sock));
 	bench_populate(sock, bench.ids, NSESS);
 	storaged_stats(sock, &c0, &n0, &h0);
 	proc_usage(bench.daemon, &u0);
@@ -419,14 +522,31 @@ main(int argc, char **argv)
 	if (n1 - n0 != NWRITES || h1 - h0 != NWRITES)
 		fatalx("storaged: %lld writes, %lld change_log rows for %d updates",
 		    (long long)(n1 - n0), (long long)(h1 - h0), NWRITES);
-	storaged_latency(sock, &p50, &p99);
+	for (i = 0; i < LAT_ROUNDS; i++)
+		latency_round(sock, raw, &rounds[i]);
+	wal_peak = wal_peak_kib(sock, data);
 	nanosleep(&settle, NULL);
 	rss = rss_kib(bench.daemon);
 	storaged_stop();
+	if (sqlite3_close(raw) != SQLITE_OK)
+		fatalx("closing %s", db);
 	bench.done = 1;
 
+	/* A host stall spoils the round it falls in: report the median one. */
+	printf("| latency round | storaged p50 / p99 | raw txn p50 | raw rtt | "
+	    "ratio | inside storaged p50: queue / txn / answers |\n"
+	    "|---|---|---|---|---|---|\n");
+	for (i = 0; i < LAT_ROUNDS; i++)
+		printf("| %d | %.1f / %.1f us | %.1f us | %.1f us | %.2f | "
+		    "%lld / %lld / %lld us |\n", i + 1, rounds[i].p50,
+		    rounds[i].p99, rounds[i].txn50, rounds[i].rtt, rounds[i].ratio,
+		    (long long)rounds[i].queue50, (long long)rounds[i].stxn50,
+		    (long long)rounds[i].reply50);
+	printf("\n");
+	qsort(rounds, LAT_ROUNDS, sizeof(rounds[0]), cmp_ratio);
+	med = &rounds[LAT_ROUNDS / 2];
+
 	ratio_w = w8 / rawb;
-	ratio_l = p50 / (txn[0] + rtt);
 	per = (double)(n1 - n0) / (double)(c1 - c0);
 	cpu = (u1.cpu_s - u0.cpu_s) * 1e6 / NWRITES;
 	flt = (double)(u1.minflt - u0.minflt) / NWRITES;
@@ -443,13 +563,24 @@ main(int argc, char **argv)
 	    RAW_BATCH, rawb);
 	printf("| ratio storaged %dc / raw batched (target ≥ 0.7) | %.2f |\n",
 	    NCLIENTS, ratio_w);
-	printf("| storaged session.update latency p50 (1 client) | %.1f us |\n", p50);
-	printf("| storaged session.update latency p99 (1 client) | %.1f us |\n", p99);
-	printf("| raw SQLite 1-row transaction p50 | %.1f us |\n", txn[0]);
-	printf("| raw SQLite 1-row transaction p99 | %.1f us |\n", txn[1]);
-	printf("| raw Unix socket round trip (32 B) | %.2f us |\n", rtt);
+	printf("| storaged session.update latency p50 (1 client; the round with "
+	    "the median ratio) | %.1f us |\n", med->p50);
+	printf("| storaged session.update latency p99 / p99.9 (1 client) | %.1f / %.1f us |\n",
+	    med->p99, med->p999);
+	printf("| of which inside storaged, p50: in the batch / the transaction "
+	    "/ the answers | %lld / %lld / %lld us |\n", (long long)med->queue50,
+	    (long long)med->stxn50, (long long)med->reply50);
+	printf("| raw SQLite 1-row transaction p50 / p99 | %.1f / %.1f us |\n",
+	    med->txn50, med->txn99);
+	printf("| raw Unix socket round trip (32 B) | %.2f us |\n", med->rtt);
 	printf("| ratio latency p50 / (raw txn + raw rtt) (target ≤ 1.5) | %.2f |\n",
-	    ratio_l);
+	    med->ratio);
+	printf("| WAL high-water mark: 8 clients, then the latency rounds | %lld KiB |\n",
+	    (long long)wal_peak);
+	printf("| with SQLite's checkpoints inside COMMIT instead: 8 clients / "
+	    "latency p50 / p99 / p99.9 / WAL high-water mark | %.0f /s / %.1f / "
+	    "%.1f / %.1f us / %lld KiB |\n", w8_inline, p50_inline, p99_inline,
+	    p999_inline, (long long)wal_peak_inline);
 	printf("| storaged RSS after the run, idle | %ld KiB |\n", rss);
 	printf("BENCH storaged_writes_per_s_8c %.0f updates/s\n", w8);
 	printf("BENCH storaged_writes_per_commit_8c %.1f writes\n", per);
@@ -458,12 +589,22 @@ main(int argc, char **argv)
 	printf("BENCH sqlite_raw_writes_per_s_1row %.0f updates/s\n", raw1);
 	printf("BENCH sqlite_raw_writes_per_s_batched %.0f updates/s\n", rawb);
 	printf("BENCH ratio_storaged_8c_vs_sqlite_batched %.2f x\n", ratio_w);
-	printf("BENCH write_latency_p50_us %.1f us\n", p50);
-	printf("BENCH write_latency_p99_us %.1f us\n", p99);
-	printf("BENCH sqlite_raw_txn_us %.1f us\n", txn[0]);
-	printf("BENCH sqlite_raw_txn_p99_us %.1f us\n", txn[1]);
-	printf("BENCH raw_socket_rtt_us %.2f us\n", rtt);
-	printf("BENCH ratio_latency_vs_raw %.2f x\n", ratio_l);
+	printf("BENCH write_latency_p50_us %.1f us\n", med->p50);
+	printf("BENCH write_latency_p99_us %.1f us\n", med->p99);
+	printf("BENCH write_latency_p999_us %.1f us\n", med->p999);
+	printf("BENCH write_txn_p50_us_in_storaged %lld us\n", (long long)med->stxn50);
+	printf("BENCH sqlite_raw_txn_us %.1f us\n", med->txn50);
+	printf("BENCH sqlite_raw_txn_p99_us %.1f us\n", med->txn99);
+	printf("BENCH raw_socket_rtt_us %.2f us\n", med->rtt);
+	printf("BENCH ratio_latency_vs_raw %.2f x\n", med->ratio);
+	printf("BENCH wal_peak_kib %lld KiB\n", (long long)wal_peak);
+	printf("BENCH storaged_writes_per_s_8c_inline_checkpoint %.0f updates/s\n",
+	    w8_inline);
+	printf("BENCH write_latency_p50_us_inline_checkpoint %.1f us\n", p50_inline);
+	printf("BENCH write_latency_p99_us_inline_checkpoint %.1f us\n", p99_inline);
+	printf("BENCH write_latency_p999_us_inline_checkpoint %.1f us\n", p999_inline);
+	printf("BENCH wal_peak_kib_inline_checkpoint %lld KiB\n",
+	    (long long)wal_peak_inline);
 	printf("BENCH rss_kib_storaged_idle %ld KiB\n", rss);
 	return 0;
 }

@@ -1,32 +1,35 @@
 /*
  * WAL checkpoints: the WAL stays bounded under sustained writes and goes
- * back to nothing at rest, without making a COMMIT wait for a checkpoint.
+ * back to nothing at rest, while the copying stays off storaged's loop.
  *
- * SQLite's automatic checkpoint runs inside whichever COMMIT crosses
- * wal_autocheckpoint frames, fsyncs included, and every request queued
- * behind it on storaged's single loop waits too.  So by default it is off
- * and a thread with its own connection checkpoints instead, told by the
- * writer's WAL hook how many frames each commit left:
+ * SQLite's automatic checkpoint copies the whole WAL into ao.db inside
+ * whichever COMMIT crosses wal_autocheckpoint frames, fsyncs included,
+ * and every request queued behind it on storaged's single loop waits too.
+ * So by default it is off.  A thread with its own connection does the
+ * copying, told by the writer's WAL hook how many frames each commit left;
+ * the writer only finishes the job:
  *
- *   frames >= checkpoint_pages ─► PASSIVE (copies what it can; no waiting)
- *   frames >= limit ───────────► RESTART (writers wait a moment, readers do
- *                                 not; the next commit starts the log over)
- *   no commit for interval ────► TRUNCATE (the WAL file goes to 0 bytes)
- *
- * and the writer itself, in its loop, runs a PASSIVE pass when
- *
- *   a write failed: disk full ─► at once (then every 100 ms while it fails)
- *   space is short, frames at
- *     the lowered limit ───────► after each commit, so the next one starts
- *                                 the log over instead of growing the file
- *   frames >= 2 x limit ───────► the thread fell behind
+ *   thread:  frames >= checkpoint_pages (or half the limit), then every
+ *              quarter of that more ──► PASSIVE: copies what no reader
+ *                                       needs; nobody waits
+ *            no commit for interval ──► TRUNCATE: the file goes to 0 bytes
+ *   writer:  frames >= limit ─────────► RESTART, in the loop, after the
+ *              answers are sent         commit: copies the tail the thread
+ *                                       has not, and the next commit
+ *                                       starts the log over
+ *            a write failed for want
+ *              of space ──────────────► RESTART at once
+ *            busy (a reader on an old
+ *              snapshot) or failed ───► again 100 ms later, or at once
+ *                                       after a commit while space was out
  *
  * A passive pass alone never restarts the log under sustained writes (new
- * frames keep arriving while it copies), hence the RESTART; the log only
- * starts over once everything is copied and no reader still uses it.
- * journal_size_limit cuts the file back to the limit when it does.  The
- * choice of the next pass is a pure function (checkpoint_next) of a small
- * state (struct ckpt_state), unit-tested like lcmd/reducer.c.
+ * frames keep arriving while it copies, and the log only starts over once
+ * every frame is in ao.db); the writer's RESTART does, since nothing else
+ * writes meanwhile.  The limit shrinks with free disk space, so on a nearly
+ * full disk the log starts over inside the file it has instead of growing
+ * it, and journal_size_limit cuts the file back to the limit.  The choices
+ * are pure functions of a small state (struct ckpt_state), unit-tested.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -36,15 +39,13 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "common/aotime.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "storaged/storaged.h"
 
-#define CKPT_BUSY_MS		100	/* the thread's wait for readers/writer */
-#define CKPT_BUSY_POLL_US	200	/* and how often it looks again */
+#define CKPT_BUSY_MS		100	/* the thread's TRUNCATE waits for readers */
 #define CKPT_LIMIT_FLOOR	(64 * 4096)	/* the smallest limit free space can set */
 #define CKPT_LOG_EVERY_MS	60000	/* repeated warnings, at most this often */
 #define CKPT_WRITER_RETRY_MS	100	/* the writer's passes after a failed one */
@@ -68,17 +69,13 @@ checkpoint_mode_name(enum ckpt_mode m)
 enum ckpt_mode
 checkpoint_next(const struct ckpt_state *s, int64_t now_ms)
 {
-	bool may_retry = now_ms >= s->retry_at_ms;
-
-	if (s->frames >= s->limit_frames && s->frames > 0 &&
-	    (s->frames >= s->retry_frames || may_retry))
-		return CKPT_RESTART;
+	if (now_ms < s->retry_at_ms)
+		return CKPT_NONE;
 	/* Passes of a quarter wake at least: each one costs an fsync. */
-	if (s->frames >= s->wake_frames && may_retry &&
+	if (s->frames >= s->wake_frames &&
 	    s->frames >= s->seen_frames + (s->wake_frames + 3) / 4)
 		return CKPT_PASSIVE;
-	if (!s->wal_empty && now_ms - s->last_commit_ms >= s->interval_ms &&
-	    may_retry)
+	if (!s->wal_empty && now_ms - s->last_commit_ms >= s->interval_ms)
 		return CKPT_TRUNCATE;
 	return CKPT_NONE;
 }
@@ -87,30 +84,16 @@ void
 checkpoint_done(struct ckpt_state *s, enum ckpt_mode m, int rc,
     int64_t frames_at_start, int64_t now_ms)
 {
-	if (rc == SQLITE_OK && m != CKPT_PASSIVE) {
-		/*
-		 * RESTART and TRUNCATE hold the write lock throughout, so
-		 * success means every frame is in ao.db and no reader uses
-		 * the log: the next commit starts it over (TRUNCATE: 0 bytes).
-		 */
+	if (m == CKPT_TRUNCATE && rc == SQLITE_OK) {
 		s->frames = s->seen_frames = 0;
-		s->wal_empty = m == CKPT_TRUNCATE;
-		s->retry_frames = s->retry_at_ms = 0;
+		s->wal_empty = true;
 		return;
 	}
-	/* A passive pass has nothing more to do until the next commit. */
+	/* A passive pass has nothing more to do until the next commits. */
 	s->seen_frames = frames_at_start;
-	if (rc == SQLITE_OK)
-		return;
-	/*
-	 * Busy (a reader on an old snapshot, another process's lock) or
-	 * failed: not again until an interval has passed, or for RESTART
-	 * the WAL has grown by half a wake, so a long reader does not turn
-	 * the thread into a loop that keeps taking the write lock.
-	 */
-	s->retry_at_ms = now_ms + s->interval_ms;
-	if (m == CKPT_RESTART)
-		s->retry_frames = s->frames + (s->wake_frames + 1) / 2;
+	/* Busy (another process's lock, a reader at rest) or failed. */
+	if (rc != SQLITE_OK)
+		s->retry_at_ms = now_ms + s->interval_ms;
 }
 
 bool
@@ -120,38 +103,33 @@ checkpoint_writer_due(const struct ckpt_state *s, int64_t now_ms)
 		return false;
 	if (s->disk_full)
 		return true;
-	if (s->tight && s->frames >= s->limit_frames && s->frames > s->writer_mark)
-		return true;
-	return s->frames >= 2 * s->limit_frames &&
-	    s->frames >= s->writer_mark + (s->limit_frames + 1) / 2;
+	return s->frames >= s->limit_frames && s->frames > s->writer_mark;
 }
 
 void
-checkpoint_writer_done(struct ckpt_state *s, int rc, bool caught_up,
-    int64_t now_ms)
+checkpoint_writer_done(struct ckpt_state *s, int rc, int64_t now_ms)
 {
 	s->writer_mark = s->frames;
-	if (rc == SQLITE_OK)
+	if (rc == SQLITE_OK) {
 		s->disk_full = false;
-	/* Failing (no space for ao.db either) or held back by a reader. */
-	if (rc != SQLITE_OK || !caught_up)
-		s->writer_at_ms = now_ms + CKPT_WRITER_RETRY_MS;
+		return;
+	}
+	/* A reader holds the log back, or there is no space for ao.db either. */
+	s->writer_at_ms = now_ms + CKPT_WRITER_RETRY_MS;
 }
 
 void
 checkpoint_commit(struct ckpt_state *s, int64_t frames, int64_t now_ms)
 {
-	if (frames < s->frames) {
-		/* The log started over. */
-		s->seen_frames = s->writer_mark = 0;
-		s->retry_frames = s->retry_at_ms = 0;
-	}
+	if (frames < s->frames)
+		s->seen_frames = s->writer_mark = 0;	/* the log started over */
 	/* A commit went through while writes were failing: space is back. */
 	if (s->disk_full)
 		s->writer_at_ms = 0;
 	s->frames = frames;
 	s->last_commit_ms = now_ms;
 	s->wal_empty = false;
+	s->retry_at_ms = 0;
 }
 
 struct checkpoint {
@@ -160,14 +138,14 @@ struct checkpoint {
 	pthread_cond_t cv;
 	pthread_mutex_t run_mu;	/* held for each pass: thread or writer */
 	bool started, stop;
-	int wants_lock;		/* a RESTART/TRUNCATE is running: atomic */
 	sqlite3 *db;		/* the thread's connection */
-	sqlite3 *writer;	/* storaged's: its WAL hook and the fallback */
+	sqlite3 *writer;	/* storaged's: its WAL hook and its RESTART */
 	char *wal_path, *dir;
 	int64_t frame_bytes;
 	int64_t cfg_pages, cfg_limit_bytes;
 
 	struct ckpt_state st;
+	int64_t thread_copied;	/* frames the thread's last pass reached */
 	struct checkpoint_stats stats;	/* for stats, under mu */
 	int64_t warned_ms;	/* the last rate-limited warning */
 	uint64_t unwarned;	/* failures since then */
@@ -184,7 +162,6 @@ ckpt_limits(struct checkpoint *c, int64_t wal_bytes, int64_t free_bytes)
 	if (limit < CKPT_LIMIT_FLOOR)
 		limit = CKPT_LIMIT_FLOOR;
 	c->stats.limit_bytes = limit;
-	c->st.tight = limit < c->cfg_limit_bytes;
 	c->st.limit_frames = limit / c->frame_bytes;
 	c->st.wake_frames = c->cfg_pages;
 	if (c->st.wake_frames > c->st.limit_frames / 2)
@@ -249,12 +226,9 @@ ckpt_pass(struct checkpoint *c, sqlite3 *db, enum ckpt_mode m, bool in_writer)
 	pthread_mutex_unlock(&c->mu);
 
 	pthread_mutex_lock(&c->run_mu);
-	if (m != CKPT_PASSIVE)
-		__atomic_store_n(&c->wants_lock, 1, __ATOMIC_RELEASE);
 	t0 = aotime_mono_us();
 	rc = sqlite3_wal_checkpoint_v2(db, "main", modes[m], &nlog, &nckpt);
 	us = aotime_mono_us() - t0;
-	__atomic_store_n(&c->wants_lock, 0, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&c->run_mu);
 	wal = file_size(c->wal_path);
 	avail = free_space(c->dir);
@@ -262,8 +236,7 @@ ckpt_pass(struct checkpoint *c, sqlite3 *db, enum ckpt_mode m, bool in_writer)
 
 	pthread_mutex_lock(&c->mu);
 	if (in_writer)
-		checkpoint_writer_done(&c->st, rc & 0xff, rc == SQLITE_OK &&
-		    nckpt >= nlog, now);
+		checkpoint_writer_done(&c->st, rc & 0xff, now);
 	else
 		checkpoint_done(&c->st, m, rc & 0xff, frames, now);
 	c->stats.runs++;
@@ -280,13 +253,12 @@ ckpt_pass(struct checkpoint *c, sqlite3 *db, enum ckpt_mode m, bool in_writer)
 	if ((rc & 0xff) == SQLITE_BUSY) {
 		c->stats.busy++;
 		/* At rest a reader in the way is normal; growing past it is not. */
-		if (m == CKPT_RESTART && c->st.frames >=
-		    2 * c->st.limit_frames) {
+		if (in_writer && frames >= 2 * c->st.limit_frames) {
 			snprintf(msg, sizeof(msg), "WAL checkpoint lagging: the WAL "
 			    "holds %lld frames (%lld KiB), over twice its limit, "
-			    "and a reader or another writer keeps it from "
-			    "starting over", (long long)c->st.frames,
-			    (long long)(c->st.frames * c->frame_bytes / 1024));
+			    "and a reader on an old snapshot or another process's "
+			    "lock keeps it from starting over", (long long)frames,
+			    (long long)(frames * c->frame_bytes / 1024));
 			ckpt_warn(c, msg, now);
 		}
 	} else if (rc != SQLITE_OK) {
@@ -296,15 +268,18 @@ ckpt_pass(struct checkpoint *c, sqlite3 *db, enum ckpt_mode m, bool in_writer)
 		snprintf(msg, sizeof(msg), "WAL checkpoint (%s) failed: %s",
 		    checkpoint_mode_name(m), sqlite3_errstr(rc));
 		ckpt_warn(c, msg, now);
-	} else if (in_writer && frames >= 2 * c->st.limit_frames) {
-		snprintf(msg, sizeof(msg), "WAL checkpoint lagging: the WAL "
-		    "reached %lld KiB (limit %lld KiB) before the checkpoint "
-		    "thread caught up; storaged checkpointed it itself (%d of %d "
-		    "frames, %lld ms)", (long long)(frames * c->frame_bytes / 1024),
-		    (long long)(c->stats.limit_bytes / 1024), nckpt, nlog,
-		    (long long)(us / 1000));
+	} else if (in_writer && nckpt - c->thread_copied > c->st.limit_frames / 2) {
+		/* The thread copied less than half: it is not keeping up. */
+		snprintf(msg, sizeof(msg), "WAL checkpoint lagging: storaged "
+		    "copied %lld of %d frames itself (%lld ms): the checkpoint "
+		    "thread is not keeping up", (long long)(nckpt -
+		    c->thread_copied), nlog, (long long)(us / 1000));
 		ckpt_warn(c, msg, now);
 	}
+	if (!in_writer && m == CKPT_PASSIVE && rc == SQLITE_OK)
+		c->thread_copied = nckpt;
+	else if (rc == SQLITE_OK && m != CKPT_PASSIVE)
+		c->thread_copied = 0;
 	pthread_mutex_unlock(&c->mu);
 	log_debug("WAL checkpoint %s%s: rc %d, %d of %d frames, %lld us",
 	    checkpoint_mode_name(m), in_writer ? " (writer)" : "", rc, nckpt,
@@ -351,6 +326,8 @@ ckpt_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	(void)db;
 	(void)name;
 	pthread_mutex_lock(&c->mu);
+	if (frames < c->st.frames)
+		c->thread_copied = 0;
 	checkpoint_commit(&c->st, frames, aotime_mono_ms());
 	c->stats.frames = frames;
 	if (frames > c->stats.peak_frames)
@@ -359,21 +336,6 @@ ckpt_hook(void *arg, sqlite3 *db, const char *name, int frames)
 		pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 	return SQLITE_OK;
-}
-
-/*
- * The thread's busy handler: SQLite's sleeps up to 25 ms at a time and
- * would rarely catch the gap between two of the writer's commits; the
- * writer also holds back while a RESTART waits (checkpoint_wants_lock).
- */
-static int
-ckpt_busy(void *arg, int n)
-{
-	(void)arg;
-	if ((int64_t)n * CKPT_BUSY_POLL_US >= CKPT_BUSY_MS * 1000)
-		return 0;
-	usleep(CKPT_BUSY_POLL_US);
-	return 1;
 }
 
 static int
@@ -453,7 +415,7 @@ checkpoint_start(sqlite3 *writer, const char *path, const struct storaged_config
 		    c->db != NULL ? sqlite3_errmsg(c->db) : "out of memory");
 		goto fail;
 	}
-	sqlite3_busy_handler(c->db, ckpt_busy, NULL);
+	sqlite3_busy_timeout(c->db, CKPT_BUSY_MS);
 	/*
 	 * A connection opens the WAL only once it has read the database: a
 	 * checkpoint on one that never did does nothing at all.  It needs no
@@ -486,13 +448,7 @@ checkpoint_after_commit(struct checkpoint *c)
 	run = checkpoint_writer_due(&c->st, aotime_mono_ms());
 	pthread_mutex_unlock(&c->mu);
 	if (run)
-		ckpt_pass(c, c->writer, CKPT_PASSIVE, true);
-}
-
-bool
-checkpoint_wants_lock(struct checkpoint *c)
-{
-	return __atomic_load_n(&c->wants_lock, __ATOMIC_ACQUIRE) != 0;
+		ckpt_pass(c, c->writer, CKPT_RESTART, true);
 }
 
 void

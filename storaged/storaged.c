@@ -235,8 +235,8 @@ batch_remove(struct pending *p)
 }
 
 /*
- * Another connection (an operator's sqlite3 shell, say, or for a moment
- * the checkpoint thread) holds the write lock.  Waiting in SQLite's busy handler would stop the whole loop, so
+ * Another connection (an operator's sqlite3 shell, say, or at rest for a
+ * moment the checkpoint thread's TRUNCATE) holds the write lock.  Waiting in SQLite's busy handler would stop the whole loop, so
  * the batch waits on a timer instead (1 ms doubling to 16 ms) while reads,
  * hello and stats go on; a request waiting longer than busy_timeout_ms
  * fails with unavailable, having changed nothing.
@@ -293,10 +293,6 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	if (TAILQ_EMPTY(&sd.batch) || evtimer_pending(sd.lock_ev, NULL))
 		return;
 	rpc_error_clear(&txerr);
-	if (checkpoint_wants_lock(sd.ckpt)) {
-		flush_locked();
-		return;
-	}
 	oldest_us = TAILQ_FIRST(&sd.batch)->req->received_us;
 	begin_us = aotime_mono_us();
 	rc = sqlite3_exec(sd.st.db, "BEGIN IMMEDIATE", NULL, NULL, NULL);

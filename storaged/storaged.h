@@ -144,39 +144,34 @@ enum ckpt_mode {
 /* What the choice of the next pass depends on; frame counts, ms. */
 struct ckpt_state {
 	int64_t frames;		/* in the WAL after the last commit */
-	int64_t seen_frames;	/* at the start of the last passive pass */
-	int64_t wake_frames;	/* a passive pass from here */
-	int64_t limit_frames;	/* a restart from here */
+	int64_t seen_frames;	/* at the start of the thread's last pass */
+	int64_t wake_frames;	/* the thread's passes from here */
+	int64_t limit_frames;	/* the writer's RESTART from here */
 	int64_t last_commit_ms;	/* monotonic */
 	int64_t interval_ms;	/* at rest this long: truncate */
-	int64_t retry_frames;	/* after a busy restart: not again below this… */
-	int64_t retry_at_ms;	/* …or before this (any pass, after a failure) */
+	int64_t retry_at_ms;	/* after a failed or busy pass of the thread */
 	bool wal_empty;		/* truncated, no commit since */
-	/* The writer's own passes (checkpoint_writer_due). */
 	bool disk_full;		/* a write failed for want of space */
-	bool tight;		/* free space lowered the limit */
-	int64_t writer_mark;	/* frames at the writer's last pass */
-	int64_t writer_at_ms;	/* after a failed one, not again before this */
+	int64_t writer_mark;	/* frames at the writer's last RESTART */
+	int64_t writer_at_ms;	/* after a failed or busy one, not before this */
 };
 
-/* The pass to run now, or CKPT_NONE.  Pure. */
+/* The thread's next pass (PASSIVE, TRUNCATE) or CKPT_NONE.  Pure. */
 enum ckpt_mode checkpoint_next(const struct ckpt_state *, int64_t now_ms);
 /*
- * Records a pass of mode m that returned rc (SQLite's primary code) and
- * started with frames_at_start frames in the WAL.  Pure.
+ * Records a pass of the thread, of mode m, that returned rc (SQLite's
+ * primary code) and started with frames_at_start frames.  Pure.
  */
 void checkpoint_done(struct ckpt_state *, enum ckpt_mode m, int rc,
     int64_t frames_at_start, int64_t now_ms);
 /*
- * Whether the writer must checkpoint itself now, in its loop: a write
- * failed for want of space, or space is short and the WAL at its limit
- * (the next commit would grow the file), or the thread fell behind (twice
- * the limit, then every half limit more).  Pure.
+ * Whether the writer runs its RESTART now, in its loop: the WAL reached
+ * the limit (free space lowers it), or a write failed for want of space.
+ * Pure.
  */
 bool checkpoint_writer_due(const struct ckpt_state *, int64_t now_ms);
-/* Records the writer's pass (rc, caught_up: every frame copied).  Pure. */
-void checkpoint_writer_done(struct ckpt_state *, int rc, bool caught_up,
-    int64_t now_ms);
+/* Records the writer's RESTART, which returned rc.  Pure. */
+void checkpoint_writer_done(struct ckpt_state *, int rc, int64_t now_ms);
 /* Records a commit that left frames frames in the WAL.  Pure. */
 void checkpoint_commit(struct ckpt_state *, int64_t frames, int64_t now_ms);
 const char *checkpoint_mode_name(enum ckpt_mode);
@@ -207,15 +202,9 @@ struct checkpoint *checkpoint_start(sqlite3 *writer, const char *path,
     const struct storaged_config *cfg, char *err, size_t errlen);
 /*
  * Call after each group commit (failed or not), once its answers are
- * sent: runs the writer's own pass when checkpoint_writer_due says so.
+ * sent: runs the writer's RESTART when checkpoint_writer_due says so.
  */
 void checkpoint_after_commit(struct checkpoint *);
-/*
- * Whether the thread is waiting for the write lock (a RESTART or TRUNCATE):
- * the writer then holds back its next BEGIN for a moment, or it would win
- * the lock every time under sustained writes.
- */
-bool checkpoint_wants_lock(struct checkpoint *);
 /* A write failed with SQLITE_FULL: the writer checkpoints at once. */
 void checkpoint_disk_full(struct checkpoint *);
 void checkpoint_get_stats(struct checkpoint *, struct checkpoint_stats *);
