@@ -838,7 +838,10 @@ peer_dispatch(struct peer *p, size_t len)
 		dispatch_response(p, &m);
 		break;
 	case RPC_NOTIFY:
-		if (p->cbs.on_notify != NULL)
+		if (m.ignore != NULL)
+			log_debug("dropping notification '%s' (pid %ld): %s",
+			    m.method, (long)p->pid, m.ignore);
+		else if (p->cbs.on_notify != NULL)
 			p->cbs.on_notify(p, m.method, m.params, p->arg);
 		break;
 	}

@@ -6,6 +6,9 @@
  * unpacked and dispatched.  A framing violation closes the connection with a
  * logged reason.  A malformed envelope of a request is answered with
  * bad_request when its msgid is readable, else the connection is closed.
+ * A notification is never a reason to close: one ao cannot use (a method
+ * that is not UTF-8 str or bin, params other than [] or [map]) is dropped,
+ * logged at debug, and on_notify sees only the others.
  *
  * Output accounting: every send is counted against out_cap.  A send that
  * would take the output buffer past out_cap closes the connection ("output

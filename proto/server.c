@@ -95,6 +95,9 @@ server_on_notify(struct peer *peer, const char *method, const msgpack_object *pa
 
 	if (sc->srv->cbs.on_notify != NULL)
 		sc->srv->cbs.on_notify(peer, method, params, sc->srv->arg);
+	else
+		log_debug("dropping notification '%s' (pid %ld): not handled here",
+		    method, (long)peer_pid(peer));
 }
 
 static void

@@ -435,6 +435,68 @@ START_TEST(bad_envelope_answered)
 }
 END_TEST
 
+/*
+ * Notifications of stock clients never close the connection: pynvim's
+ * nvim_set_client_info (bin method, five positional params) and Neovim's
+ * nvim_error_event ([int, str]) are dropped; a bin method with ao's params
+ * is delivered; requests before and after are answered.
+ */
+START_TEST(foreign_notifications)
+{
+	static const char info[] = "nvim_set_client_info";
+	static const unsigned char echo[] = {
+		0x94, 0x00, 0x09, 0xa4, 'e', 'c', 'h', 'o', 0x90,
+	};
+	struct side b;
+	struct rpc_buf buf;
+	msgpack_unpacked up;
+	int raw;
+
+	pair(NULL, &b, NULL, &raw);
+	rpc_buf_init(&buf);
+	msgpack_pack_array(&buf.pk, 3);
+	msgpack_pack_int(&buf.pk, RPC_NOTIFY);
+	msgpack_pack_bin(&buf.pk, sizeof(info) - 1);
+	msgpack_pack_bin_body(&buf.pk, info, sizeof(info) - 1);
+	msgpack_pack_array(&buf.pk, 5);
+	rpc_pack_str(&buf.pk, "python3-client");
+	msgpack_pack_map(&buf.pk, 1);
+	rpc_pack_kv_i64(&buf.pk, "major", 0);
+	rpc_pack_str(&buf.pk, "remote");
+	msgpack_pack_map(&buf.pk, 0);
+	msgpack_pack_map(&buf.pk, 0);
+	rpc_pack_notify_head(&buf.pk, "nvim_error_event");
+	msgpack_pack_array(&buf.pk, 2);
+	msgpack_pack_int(&buf.pk, 0);
+	rpc_pack_str(&buf.pk, "Invalid method: event");
+	ck_assert_int_eq(write(raw, buf.sb.data, buf.sb.size), (ssize_t)buf.sb.size);
+	ck_assert_int_eq(write(raw, echo, sizeof(echo)), sizeof(echo));
+	msgpack_unpacked_init(&up);
+	ck_assert_int_eq(raw_read(raw, &up), 0);
+	ck_assert_int_eq(up.data.via.array.ptr[1].via.u64, 9);
+	ck_assert_int_eq(b.nclose, 0);
+	ck_assert_int_eq(b.nnotify, 0);
+
+	rpc_buf_reset(&buf);
+	msgpack_pack_array(&buf.pk, 3);
+	msgpack_pack_int(&buf.pk, RPC_NOTIFY);
+	msgpack_pack_bin(&buf.pk, 4);
+	msgpack_pack_bin_body(&buf.pk, "tick", 4);
+	msgpack_pack_array(&buf.pk, 1);
+	msgpack_pack_map(&buf.pk, 1);
+	rpc_pack_kv_i64(&buf.pk, "i", 0);
+	ck_assert_int_eq(write(raw, buf.sb.data, buf.sb.size), (ssize_t)buf.sb.size);
+	ck_assert(run_until(&b.nnotify, 1, 2000));
+	ck_assert_str_eq(b.last_notify, "tick");
+	ck_assert_int_eq(write(raw, echo, sizeof(echo)), sizeof(echo));
+	ck_assert_int_eq(raw_read(raw, &up), 0);
+	ck_assert_int_eq(b.nclose, 0);
+	msgpack_unpacked_destroy(&up);
+	rpc_buf_free(&buf);
+	close(raw);
+}
+END_TEST
+
 static void
 expect_framing_close(const void *bytes, size_t n, const char *reason)
 {
@@ -835,6 +897,7 @@ peer_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, bad_envelope_answered);
+	tcase_add_test(tc, foreign_notifications);
 	tcase_add_test(tc, hostile_huge_count);
 	tcase_add_test(tc, hostile_not_rpc);
 	suite_add_tcase(s, tc);
