@@ -1,6 +1,7 @@
 #include "proto/server.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,6 +34,37 @@ struct server {
 	TAILQ_HEAD(, server_conn) conns;
 	unsigned nconns;
 };
+
+void
+server_limits_default(struct peer_limits *l)
+{
+	peer_limits_default(l);
+	l->max_objects = SERVER_MAX_OBJECTS;
+}
+
+int
+server_limits_config(struct peer_limits *l, int64_t max_message_bytes,
+    int64_t message_timeout_ms, int64_t max_unfinished_bytes, char *err,
+    size_t errlen)
+{
+	int64_t cap = max_unfinished_bytes;
+
+	if (cap == 0) {
+		cap = 2 * max_message_bytes;
+		if (cap < PEER_DEFAULT_UNFINISHED_CAP)
+			cap = PEER_DEFAULT_UNFINISHED_CAP;
+	} else if (cap < max_message_bytes) {
+		snprintf(err, errlen, "max_unfinished_bytes (%lld) is below "
+		    "max_message_bytes (%lld): a message that large could never "
+		    "arrive", (long long)cap, (long long)max_message_bytes);
+		return -1;
+	}
+	server_limits_default(l);
+	l->max_msg = (size_t)max_message_bytes;
+	l->msg_timeout_ms = message_timeout_ms;
+	peer_set_unfinished_cap((size_t)cap);
+	return 0;
+}
 
 static void
 reply_hello(struct peer_req *r, struct server *srv)
@@ -209,7 +241,7 @@ server_new(struct event_base *base, int listen_fd, const char *component,
 	if (lim != NULL)
 		srv->lim = *lim;
 	else
-		peer_limits_default(&srv->lim);
+		server_limits_default(&srv->lim);
 	TAILQ_INIT(&srv->conns);
 	srv->lev = evconnlistener_new(base, server_accept, srv,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, listen_fd);

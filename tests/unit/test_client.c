@@ -68,8 +68,34 @@ m_add(struct peer_req *r, void *arg)
 	rpc_buf_free(&b);
 }
 
+/* nils {n} → an array of n nils. */
+static void
+m_nils(struct peer_req *r, void *arg)
+{
+	struct rpc_params p;
+	struct rpc_error err;
+	struct rpc_buf b;
+	int64_t n = 0, i;
+
+	(void)arg;
+	rpc_error_clear(&err);
+	if (rpc_params_init(&p, r->params, r->zone, NULL, &err) == -1 ||
+	    rpc_get_i64(&p, "n", RPC_REQUIRED, &n) == -1 ||
+	    rpc_params_end(&p) == -1) {
+		peer_reply_error(r, &err);
+		return;
+	}
+	rpc_buf_init(&b);
+	msgpack_pack_array(&b.pk, (uint32_t)n);
+	for (i = 0; i < n; i++)
+		msgpack_pack_nil(&b.pk);
+	peer_reply(r, b.sb.data, b.sb.size);
+	rpc_buf_free(&b);
+}
+
 static const struct server_method methods[] = {
 	{ "add", m_add },
+	{ "nils", m_nils },
 	{ NULL, NULL },
 };
 
@@ -109,6 +135,7 @@ struct res {
 	char msg[600];
 	int64_t sum, proto, pid;
 	char component[32];
+	uint32_t len;		/* an array result's */
 };
 
 static void
@@ -127,6 +154,8 @@ on_res(void *arg, const struct rpc_error *err, const msgpack_object *result)
 	rpc_obj_i64(rpc_map_get(result, "pid"), &r->pid);
 	rpc_obj_str(rpc_map_get(result, "component"), r->component,
 	    sizeof(r->component));
+	if (result->type == MSGPACK_OBJECT_ARRAY)
+		r->len = result->via.array.size;
 }
 
 static int connects, disconnects;
@@ -220,6 +249,60 @@ START_TEST(dispatch_bad_input)
 	ck_assert_int_eq(bad.code, RPC_BAD_REQUEST);
 	ck_assert_str_eq(bad.msg, "x must be an integer");
 	ck_assert(client_connected(c));
+	client_free(c);
+	server_free(srv);
+}
+END_TEST
+
+/* add {x: [nil × n]}: what a client sends to make the server allocate. */
+static void
+call_add_nils(struct client *c, uint32_t n, struct res *r)
+{
+	struct rpc_buf b;
+	uint32_t i;
+
+	rpc_buf_init(&b);
+	msgpack_pack_map(&b.pk, 1);
+	rpc_pack_str(&b.pk, "x");
+	msgpack_pack_array(&b.pk, n);
+	for (i = 0; i < n; i++)
+		msgpack_pack_nil(&b.pk);
+	client_call(c, "add", b.sb.data, b.sb.size, 5000, on_res, r);
+	rpc_buf_free(&b);
+}
+
+/*
+ * A server takes SERVER_MAX_OBJECTS objects a message at most: past it
+ * the connection is cut off (a framing error) before msgpack-c allocates
+ * anything.  A client still reads larger answers.
+ */
+START_TEST(server_objects_limit)
+{
+	struct server *srv = start_server();
+	struct client *c = client_new(base, path, &ccbs, NULL, NULL);
+	struct res under = { 0 }, over = { 0 }, big = { 0 };
+	struct rpc_buf b;
+
+	connects = 0;
+	/* The envelope, the params map, its key and the array: 8 objects. */
+	call_add_nils(c, SERVER_MAX_OBJECTS - 8, &under);
+	ck_assert(run_until(&under.n, 1, 10000));
+	ck_assert_int_eq(under.code, RPC_BAD_REQUEST);
+	call_add_nils(c, SERVER_MAX_OBJECTS - 7, &over);
+	ck_assert(run_until(&over.n, 1, 10000));
+	ck_assert_int_eq(over.code, RPC_UNAVAILABLE);
+	ck_assert_msg(strstr(over.msg, "too many objects") == NULL,
+	    "the client saw the server's reason: %s", over.msg);
+
+	ck_assert(run_until(&connects, 2, 5000));	/* reconnected */
+	rpc_buf_init(&b);
+	msgpack_pack_map(&b.pk, 1);
+	rpc_pack_kv_i64(&b.pk, "n", 2 * SERVER_MAX_OBJECTS);
+	client_call(c, "nils", b.sb.data, b.sb.size, 10000, on_res, &big);
+	rpc_buf_free(&b);
+	ck_assert(run_until(&big.n, 1, 10000));
+	ck_assert_int_eq(big.code, RPC_OK);
+	ck_assert_uint_eq(big.len, 2 * SERVER_MAX_OBJECTS);
 	client_free(c);
 	server_free(srv);
 }
@@ -323,6 +406,7 @@ client_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, dispatch_bad_input);
+	tcase_add_test(tc, server_objects_limit);
 	suite_add_tcase(s, tc);
 	return s;
 }
