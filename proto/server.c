@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/listener.h>
@@ -13,13 +14,14 @@
 #include "common/version.h"
 #include "common/xmalloc.h"
 
-#define SERVER_MAX_CONNS	1024
+#define SERVER_FD_RESERVE	64	/* at least; see server_conn_limit */
 #define SERVER_ACCEPT_RETRY_MS	100
 
 struct server_conn {
 	struct server *srv;
 	struct peer *peer;
-	TAILQ_ENTRY(server_conn) entry;
+	int64_t accepted_ms;
+	TAILQ_ENTRY(server_conn) entry;	/* oldest first */
 };
 
 struct server {
@@ -33,7 +35,32 @@ struct server {
 	struct peer_limits lim;
 	TAILQ_HEAD(, server_conn) conns;
 	unsigned nconns;
+	unsigned max_conns;
 };
+
+/*
+ * Connections fit in the RLIMIT_NOFILE soft limit (which daemon_init raised
+ * to the hard limit) less a reserve for the daemon's own descriptors: its
+ * database, its clients, its children's pipes, the event loop.  The reserve
+ * is an eighth of the limit, at least SERVER_FD_RESERVE, at most half.
+ */
+static unsigned
+server_conn_limit(void)
+{
+	struct rlimit rl;
+	rlim_t reserve;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return 1024;
+	reserve = rl.rlim_cur / 8;
+	if (reserve < SERVER_FD_RESERVE)
+		reserve = SERVER_FD_RESERVE;
+	if (reserve > rl.rlim_cur / 2)
+		reserve = rl.rlim_cur / 2;
+	if (rl.rlim_cur - reserve > UINT32_MAX / 2)
+		return UINT32_MAX / 2;
+	return (unsigned)(rl.rlim_cur - reserve);
+}
 
 void
 server_limits_default(struct peer_limits *l)
@@ -155,6 +182,30 @@ server_on_drain(struct peer *peer, void *arg)
 		sc->srv->cbs.on_drain(peer, sc->srv->arg);
 }
 
+/*
+ * The table is full: closes the oldest connection that never sent a whole
+ * message, to make room for one from pid.  -1 when there is none.
+ */
+static int
+server_evict(struct server *srv, pid_t pid)
+{
+	struct server_conn *sc;
+	char reason[160];
+
+	TAILQ_FOREACH(sc, &srv->conns, entry)
+		if (peer_messages_in(sc->peer) == 0 && !peer_closed(sc->peer))
+			break;
+	if (sc == NULL)
+		return -1;
+	snprintf(reason, sizeof(reason), "connection table full (%u): it sent "
+	    "nothing whole in %lld ms, pid %ld takes its place", srv->nconns,
+	    (long long)(aotime_mono_ms() - sc->accepted_ms), (long)pid);
+	log_warnx("closing connection (pid %ld): %s", (long)peer_pid(sc->peer),
+	    reason);
+	peer_close(sc->peer, reason);
+	return 0;
+}
+
 static void
 server_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
@@ -179,9 +230,9 @@ server_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *s
 		close(fd);
 		return;
 	}
-	if (srv->nconns >= SERVER_MAX_CONNS) {
-		log_warnx("refused connection from pid %ld: %u connections open",
-		    (long)pid, srv->nconns);
+	if (srv->nconns >= srv->max_conns && server_evict(srv, pid) == -1) {
+		log_warnx("refused connection from pid %ld: %u connections open, "
+		    "each has sent a message", (long)pid, srv->nconns);
 		close(fd);
 		return;
 	}
@@ -192,6 +243,7 @@ server_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *s
 	}
 	sc = xcalloc(1, sizeof(*sc));
 	sc->srv = srv;
+	sc->accepted_ms = aotime_mono_ms();
 	TAILQ_INSERT_TAIL(&srv->conns, sc, entry);
 	srv->nconns++;
 	sc->peer = peer_new(srv->base, fd, &srv->lim, &cbs, sc);
@@ -243,6 +295,8 @@ server_new(struct event_base *base, int listen_fd, const char *component,
 	else
 		server_limits_default(&srv->lim);
 	TAILQ_INIT(&srv->conns);
+	srv->max_conns = server_conn_limit();
+	log_debug("%s: at most %u connections", component, srv->max_conns);
 	srv->lev = evconnlistener_new(base, server_accept, srv,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, listen_fd);
 	if (srv->lev == NULL)

@@ -3,6 +3,13 @@
  * inherited through LISTEN_FDS), a peer per connection, and a method table.
  * `hello` and `ping` are built in.  Connections from another uid (except
  * root) are refused via SO_PEERCRED.  An unknown method gets unknown_method.
+ *
+ * The connection table holds the RLIMIT_NOFILE soft limit less a reserve
+ * (an eighth, at least 64 descriptors).  When it is full, the oldest
+ * connection that has not sent a whole message yet is closed to admit the
+ * new one, so a flood of idle connections cannot lock the daemons' own
+ * peers out (they say hello at once); when every one has, the new one is
+ * refused.  Both are logged warnings.
  */
 #ifndef AO_SERVER_H
 #define AO_SERVER_H

@@ -362,6 +362,58 @@ START_TEST(unfinished_cap_below_message)
 }
 END_TEST
 
+/*
+ * More idle connections than storaged's table holds (RLIMIT_NOFILE 128
+ * leaves room for 64): the oldest idle ones make room for new ones, so a
+ * new client is served and a restarted lcmd reaches storaged.  Without the
+ * rule, accept fails with EMFILE and every new connection waits forever.
+ */
+START_TEST(idle_flood)
+{
+	enum { NOFILE = 128, FLOOD = NOFILE + 32 };
+	static const unsigned char ping[] = {	/* [0, 1, "ping", []] */
+		0x94, 0x00, 0x01, 0xa4, 'p', 'i', 'n', 'g', 0x90,
+	};
+	static int fd[FLOOD];
+	struct bclient *lc;
+	struct bclient_msg res;
+	struct rpc_error err;
+	char code[64];
+	int64_t deadline;
+	pid_t sd;
+	int i;
+
+	sd = integ_start_nofile("ao-storaged", NOFILE, NULL);
+	for (i = 0; i < FLOOD; i++)
+		fd[i] = raw_open(sd_sock);
+	/* The oldest went first; the newest is in the table and served. */
+	wait_closed(fd[0], "the oldest idle connection");
+	integ_assert_hello_at(sd_sock, "storaged", sd);
+	ck_assert_int_eq(integ_write_all(fd[FLOOD - 1], ping, sizeof(ping)), 0);
+	read_response(fd[FLOOD - 1], code, sizeof(code), "the newest");
+	ck_assert_str_eq(code, "");
+	/* NOFILE less a reserve of 64 is 64 places. */
+	ck_assert_int_ge(log_count("connection table full"), FLOOD - 64);
+	ck_assert_int_eq(log_count("refused connection"), 0);
+
+	/* A (re)started lcmd gets through to storaged. */
+	integ_start_lcmd(msglog, tmuxsock, NULL);
+	lc = integ_connect(lc_sock);
+	deadline = aotime_mono_ms() + WAIT_MS;
+	while (bclient_call(lc, "project.list", NULL, 0, CALL_MS, &res, &err) == -1) {
+		ck_assert_msg(err.code == RPC_UNAVAILABLE &&
+		    aotime_mono_ms() < deadline, "lcmd did not reach storaged: "
+		    "%s: %s (log: %s)", rpc_code_name(err.code), err.message,
+		    integ_log_tail());
+		usleep(100 * 1000);
+	}
+	bclient_msg_free(&res);
+	bclient_free(lc);
+	for (i = 0; i < FLOOD; i++)
+		close(fd[i]);
+}
+END_TEST
+
 Suite *
 connections_suite(void)
 {
@@ -377,6 +429,7 @@ connections_suite(void)
 	tcase_add_test(tc, unfinished_cap);
 	tcase_add_test(tc, objects_limit);
 	tcase_add_test(tc, unfinished_cap_below_message);
+	tcase_add_test(tc, idle_flood);
 	return s;
 }
 TEST_SUITE(connections_suite)

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/listener.h>
 
 #include "common/aotime.h"
 #include "common/sock.h"
@@ -358,6 +359,55 @@ START_TEST(reconnect_after_restart)
 }
 END_TEST
 
+static int slammed;
+
+static void
+slam_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	(void)lev;
+	(void)sa;
+	(void)salen;
+	(void)arg;
+	close(fd);
+	slammed++;
+}
+
+/*
+ * A server that accepts and closes at once (a full connection table, a
+ * crash loop) does not reset the backoff: only an answered hello does, and
+ * on_connect waits for it.
+ */
+START_TEST(backoff_not_reset_by_closed_connect)
+{
+	struct evconnlistener *lev;
+	struct server *srv;
+	struct client *c;
+	char err[256];
+	int fd = sock_listen_unix(path, 16, err, sizeof(err));
+
+	ck_assert_msg(fd != -1, "%s", err);
+	lev = evconnlistener_new(base, slam_accept, NULL, LEV_OPT_CLOSE_ON_FREE,
+	    0, fd);
+	ck_assert_ptr_nonnull(lev);
+	connects = disconnects = slammed = 0;
+	c = client_new(base, path, &ccbs, NULL, NULL);
+	/* Connected 4 times, closed 4 times: 50, 100, 200 and 400 ms waits. */
+	ck_assert(run_until(&disconnects, 4, 10000));
+	ck_assert_int_ge(slammed, 4);
+	ck_assert_int_eq(connects, 0);
+	ck_assert_int_ge(client_backoff_ms(c), 16 * CLIENT_BACKOFF_MIN_MS);
+	evconnlistener_free(lev);
+	unlink(path);
+
+	srv = start_server();
+	ck_assert(run_until(&connects, 1, 5000));
+	ck_assert_int_eq(client_backoff_ms(c), CLIENT_BACKOFF_MIN_MS);
+	client_free(c);
+	server_free(srv);
+}
+END_TEST
+
 /* A call in flight when the server dies gets unavailable, not a hang. */
 START_TEST(inflight_call_fails_on_disconnect)
 {
@@ -399,6 +449,7 @@ client_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, builtins_and_methods);
 	tcase_add_test(tc, reconnect_after_restart);
+	tcase_add_test(tc, backoff_not_reset_by_closed_connect);
 	tcase_add_test(tc, inflight_call_fails_on_disconnect);
 	tcase_add_test(tc, client_free_cancels);
 	suite_add_tcase(s, tc);
