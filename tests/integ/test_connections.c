@@ -340,6 +340,30 @@ START_TEST(objects_limit)
 }
 END_TEST
 
+/*
+ * Framing errors and malformed messages, as docs/protocol.md §5 says: each
+ * closed connection is one warning (no --verbose here) with the peer's pid.
+ */
+START_TEST(close_warnings)
+{
+	static const unsigned char never[] = { 0xc1 };
+	static const unsigned char bare_map[] = { 0x81, 0xa1, 'a', 0x01 };
+	pid_t pids[3];
+	int i;
+
+	start_all(NULL, pids);
+	for (i = 0; i < 3; i++) {
+		integ_expect_closed(sock_of(i), "0xc1", never, sizeof(never), false);
+		integ_expect_closed(sock_of(i), "a map", bare_map, sizeof(bare_map),
+		    false);
+		assert_one_warning(i, "framing error: reserved byte 0xc1");
+		assert_one_warning(i, "malformed message: message must be an array");
+		integ_assert_hello_at(sock_of(i), names[i], pids[i]);
+	}
+	ck_assert_int_eq(log_count("connection closed"), 0);	/* debug */
+}
+END_TEST
+
 /* A cap that cannot hold one whole message is a start-up error (exit 100). */
 START_TEST(unfinished_cap_below_message)
 {
@@ -428,6 +452,7 @@ connections_suite(void)
 	tcase_add_test(tc, unfinished_deadline);
 	tcase_add_test(tc, unfinished_cap);
 	tcase_add_test(tc, objects_limit);
+	tcase_add_test(tc, close_warnings);
 	tcase_add_test(tc, unfinished_cap_below_message);
 	tcase_add_test(tc, idle_flood);
 	return s;
