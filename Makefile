@@ -86,9 +86,11 @@ $(O)/bench/%: $(O)/bench/%.o $(O)/bench/benchlib.o $(LIB)
 
 build-tests: $(BINS) $(TEST_BINS)
 
-# Tests find the binaries under test through the environment, so the asan
-# variant runs the same suites against its own build.
-TEST_ENV := AO_BIN_DIR=$(abspath $(BINDIR)) AO_TEST_DIR=$(abspath $(O)/tests)
+# Tests find the binaries under test (and the scripts of the source tree)
+# through the environment, so the asan variant runs the same suites against
+# its own build.
+TEST_ENV := AO_BIN_DIR=$(abspath $(BINDIR)) AO_TEST_DIR=$(abspath $(O)/tests) \
+            AO_SRC_DIR=$(abspath .)
 
 run-tests: build-tests
 	$(TEST_ENV) $(O)/tests/unit-tests
@@ -128,10 +130,11 @@ fuzz: deps-fuzz $(FUZZ_BINS)
 	done
 
 # Debian packages.  Installed with apt-get when missing and running as root;
-# otherwise the exact command is printed and the target fails.
+# otherwise the exact command is printed and the target fails.  python3-pynvim
+# is the stock msgpack-rpc client the integration tests talk to ao with.
 DEB_PKGS      := gcc make pkg-config libevent-dev libmsgpack-dev libsqlite3-dev check \
                  libjansson-dev libinih-dev libsystemd-dev libbsd-dev nettle-dev liburing-dev \
-                 git tmux procps
+                 git tmux procps python3-pynvim
 DEB_PKGS_FUZZ := clang libclang-rt-dev
 # Peers measured beside ao in the same run.
 DEB_PKGS_BENCH := redis-server redis-tools

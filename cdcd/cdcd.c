@@ -49,6 +49,7 @@ static const struct config_key cdcd_keys[] = {
 	    offsetof(struct cdcd_config, max_message_bytes), 256,
 	    1024LL * 1024 * 1024,
 	    "largest request or response on cdcd.sock" },
+	SERVER_LIMIT_KEYS(struct cdcd_config),
 	{ "ring_bytes", CONFIG_BYTES, "64MiB",
 	    offsetof(struct cdcd_config, ring_bytes), 4096,
 	    16LL * 1024 * 1024 * 1024,
@@ -922,8 +923,10 @@ main(int argc, char **argv)
 	cd.base = event_base_new();
 	if (cd.base == NULL)
 		fatalx("event_base_new failed");
-	peer_limits_default(&lim);
-	lim.max_msg = (size_t)cd.cfg.max_message_bytes;
+	if (server_limits_config(&lim, cd.cfg.max_message_bytes,
+	    cd.cfg.message_timeout_ms, cd.cfg.max_unfinished_bytes, err,
+	    sizeof(err)) == -1)
+		fatalx_perm("%s", err);
 	/*
 	 * cdcd keeps each subscriber under subscriber_buffer_bytes itself; the
 	 * peer's hard cap is only a backstop, and reading (acks) never pauses

@@ -15,6 +15,8 @@ struct cdcd_config {
 	int64_t subscriber_buffer_bytes;	/* output high-water mark */
 	int64_t stall_timeout_ms;		/* close a reader that stopped */
 	int64_t max_message_bytes;		/* largest msgpack-rpc message */
+	int64_t message_timeout_ms;		/* an unfinished message's deadline */
+	int64_t max_unfinished_bytes;		/* cap over all connections (0: auto) */
 	int64_t ring_bytes;			/* shared in-memory event cache */
 };
 

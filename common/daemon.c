@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 
 #include "common/log.h"
 #include "common/sock.h"
+#include "common/subprocess.h"
 #include "common/version.h"
 #include "common/xmalloc.h"
 
@@ -86,6 +88,35 @@ daemon_parse_fd(const char *s)
 	if (fcntl((int)v, F_SETFD, FD_CLOEXEC) == -1)
 		fatalx_perm("--ready-fd: %ld: %s", v, strerror(errno));
 	return (int)v;
+}
+
+/*
+ * Raises the RLIMIT_NOFILE soft limit to the hard limit: a server's
+ * connection table is sized from it (proto/server.c).  Children get the
+ * soft limit we started with back (subprocess_set_child_nofile).
+ */
+static void
+daemon_raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("getrlimit(RLIMIT_NOFILE)");
+		return;
+	}
+	if (rl.rlim_cur == rl.rlim_max)
+		return;
+	was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("raising the file descriptor limit from %llu to %llu",
+		    (unsigned long long)was, (unsigned long long)rl.rlim_max);
+		return;
+	}
+	subprocess_set_child_nofile(was);
+	log_debug("file descriptor limit raised from %llu to %llu",
+	    (unsigned long long)was, (unsigned long long)rl.rlim_max);
 }
 
 void
@@ -160,6 +191,7 @@ daemon_init(struct daemon_opts *o, int argc, char **argv,
 			fatalx_perm("unknown option %s (try --help)", name);
 	}
 	log_init(daemon_progname, o->verbose);
+	daemon_raise_nofile();
 
 	if (config_flag != NULL) {
 		if (*config_flag == '\0')

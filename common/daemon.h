@@ -23,7 +23,9 @@ struct daemon_opts {
  * --help, --version and every key of `keys` as --key-name=VALUE (or
  * --key-name VALUE).  Loads the [component] section of the config file.
  * Prints help and exits 0 for --help/--version; prints the reason and exits
- * EXIT_PERM on a bad flag, key or value.  Initializes logging.
+ * EXIT_PERM on a bad flag, key or value.  Initializes logging, and raises
+ * the RLIMIT_NOFILE soft limit to the hard limit (children started through
+ * common/subprocess get the original one).
  */
 void daemon_init(struct daemon_opts *, int argc, char **argv,
     const char *component, const char *summary,

@@ -199,6 +199,14 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The environment for the child: environ with opts->env overriding. */
+static rlim_t child_nofile;	/* 0: inherited */
+
+void
+subprocess_set_child_nofile(rlim_t soft)
+{
+	child_nofile = soft;
+}
+
 static char **
 child_env(const char *const *extra)
 {
@@ -270,6 +278,14 @@ subprocess_start(struct event_base *base, const struct subprocess_opts *o,
 		int e;
 
 		setpgid(0, 0);
+		if (child_nofile != 0) {
+			struct rlimit rl;
+
+			if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+				rl.rlim_cur = child_nofile;
+				setrlimit(RLIMIT_NOFILE, &rl);
+			}
+		}
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);

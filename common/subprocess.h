@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <event2/event.h>
@@ -50,6 +51,13 @@ typedef void (*subprocess_cb)(const struct subprocess_result *, void *arg);
  */
 struct subprocess *subprocess_start(struct event_base *, const struct subprocess_opts *,
     subprocess_cb cb, void *arg, char *err, size_t errlen);
+
+/*
+ * The RLIMIT_NOFILE soft limit children start with; 0 (the default): the
+ * parent's.  A daemon that raised its own (daemon_init) gives children the
+ * one it was started with, which programs using select(2) expect.
+ */
+void subprocess_set_child_nofile(rlim_t soft);
 
 /* Kills the process group and forgets it: cb will not run. */
 void subprocess_cancel(struct subprocess *);

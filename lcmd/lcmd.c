@@ -50,6 +50,7 @@ static const struct config_key lcmd_keys[] = {
 	    offsetof(struct lcmd_config, max_message_bytes), 256,
 	    1024LL * 1024 * 1024,
 	    "largest request or response on lcmd.sock" },
+	SERVER_LIMIT_KEYS(struct lcmd_config),
 	{ "notify_command", CONFIG_STR, NULL,
 	    offsetof(struct lcmd_config, notify_command), 0, 0,
 	    "notifier command (words, quotes allowed; run directly, no shell); "
@@ -127,8 +128,10 @@ main(int argc, char **argv)
 	ctx.storaged = client_new(base, sock, &ccbs, NULL, NULL);
 	ctx.notify = notify_new(&ctx);
 	ctx.messenger = messenger_new(&ctx);
-	peer_limits_default(&lim);
-	lim.max_msg = (size_t)ctx.cfg.max_message_bytes;
+	if (server_limits_config(&lim, ctx.cfg.max_message_bytes,
+	    ctx.cfg.message_timeout_ms, ctx.cfg.max_unfinished_bytes, err,
+	    sizeof(err)) == -1)
+		fatalx_perm("%s", err);
 	if (lim.out_cap < 2 * lim.max_msg)
 		lim.out_cap = 2 * lim.max_msg;
 	srv = server_new(base, fd, "lcmd", api_methods, NULL, &ctx, &lim);

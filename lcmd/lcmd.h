@@ -17,6 +17,8 @@ struct lcmd_config {
 	int64_t max_sessions;		/* live sessions at once */
 	char *tmux_socket;		/* "" for tmux's default server */
 	int64_t max_message_bytes;	/* largest msgpack-rpc message */
+	int64_t message_timeout_ms;	/* an unfinished message's deadline */
+	int64_t max_unfinished_bytes;	/* cap over all connections (0: auto) */
 	char *notify_command;		/* argv as words; "" for none */
 	char *notify_desktop;		/* auto | on | off */
 	char *notify_urgent;		/* notifier names per priority */

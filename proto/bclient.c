@@ -167,6 +167,10 @@ read_message(struct bclient *bc, int64_t deadline, struct bclient_msg *out,
 				bclient_msg_free(out);
 				return fail(bc, err, "malformed message from server");
 			}
+			if (out->m.ignore != NULL) {
+				bclient_msg_free(out);
+				continue;	/* a notification we cannot use */
+			}
 			return 1;
 		}
 

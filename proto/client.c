@@ -14,9 +14,8 @@ struct client {
 	void *arg;
 	struct peer_limits lim;
 	struct peer *peer;		/* NULL while disconnected */
-	int64_t backoff_ms;
+	int64_t backoff_ms;		/* the next retry's delay */
 	struct event *retry_ev;
-	struct event *connected_ev;	/* runs on_connect from the loop */
 	bool freeing;
 	char last_error[256];
 };
@@ -62,6 +61,36 @@ client_on_close(struct peer *p, const char *reason, void *arg)
 		client_schedule(c);
 }
 
+/*
+ * The answer to the hello sent on connect.  Only a server that answers
+ * resets the backoff: one that accepts and closes at once (a full
+ * connection table, a crash loop) is retried ever more slowly.
+ */
+static void
+client_hello_cb(void *arg, const struct rpc_error *err, const msgpack_object *result)
+{
+	struct client *c = arg;
+	char reason[600];
+	int64_t pid;
+
+	if (err != NULL) {
+		/* Closed meanwhile: client_on_close schedules the retry. */
+		if (client_connected(c)) {
+			snprintf(reason, sizeof(reason), "hello failed: %s",
+			    err->message);
+			peer_close(c->peer, reason);
+		}
+		return;
+	}
+	c->backoff_ms = CLIENT_BACKOFF_MIN_MS;
+	/* The server's pid, for the log lines about this connection. */
+	if (rpc_obj_i64(rpc_map_get(result, "pid"), &pid) == 0)
+		peer_set_creds(c->peer, peer_uid(c->peer), (pid_t)pid);
+	log_debug("%s: connected", c->path);
+	if (c->cbs.on_connect != NULL)
+		c->cbs.on_connect(c, c->arg);
+}
+
 static void
 client_connect(struct client *c)
 {
@@ -79,20 +108,7 @@ client_connect(struct client *c)
 		return;
 	}
 	c->peer = peer_new(c->base, fd, &c->lim, &cbs, c);
-	c->backoff_ms = CLIENT_BACKOFF_MIN_MS;
-	log_debug("%s: connected", c->path);
-	event_active(c->connected_ev, EV_TIMEOUT, 1);
-}
-
-static void
-client_connected_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct client *c = arg;
-
-	(void)fd;
-	(void)what;
-	if (client_connected(c) && c->cbs.on_connect != NULL)
-		c->cbs.on_connect(c, c->arg);
+	peer_call(c->peer, "hello", NULL, 0, 0, client_hello_cb, c);
 }
 
 static void
@@ -120,7 +136,6 @@ client_new(struct event_base *base, const char *path, const struct client_cbs *c
 		peer_limits_default(&c->lim);
 	c->backoff_ms = CLIENT_BACKOFF_MIN_MS;
 	c->retry_ev = evtimer_new(base, client_retry_cb, c);
-	c->connected_ev = event_new(base, -1, 0, client_connected_cb, c);
 	client_connect(c);
 	return c;
 }
@@ -133,7 +148,6 @@ client_free(struct client *c)
 	c->freeing = true;
 	evtimer_del(c->retry_ev);
 	event_free(c->retry_ev);
-	event_free(c->connected_ev);
 	if (c->peer != NULL) {
 		peer_cancel_all_calls(c->peer);
 		peer_close(c->peer, "client closed");

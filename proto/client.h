@@ -1,8 +1,10 @@
 /*
  * A reconnecting client for daemons (lcmd → storaged, cdcd → storaged,
- * reaperd → lcmd).  Connects to a socket path; when the peer goes away it
- * reconnects with backoff (50 ms doubling to 2 s).  Calls made while
- * disconnected fail fast with `unavailable`; calls in flight when the
+ * reaperd → lcmd).  Connects to a socket path and says `hello` at once;
+ * when the peer goes away it reconnects with backoff (50 ms doubling to
+ * 2 s).  Only a `hello` answered resets the backoff, so a server that
+ * accepts and closes at once is not retried 20 times a second.  Calls made
+ * while disconnected fail fast with `unavailable`; calls in flight when the
  * connection drops fail with `unavailable`; nothing hangs.
  */
 #ifndef AO_CLIENT_H
@@ -18,7 +20,10 @@
 struct client;
 
 struct client_cbs {
-	/* Connected (again): the place to re-issue subscriptions such as `watch`. */
+	/*
+	 * Connected (again), and the server answered hello: the place to
+	 * re-issue subscriptions such as `watch`.
+	 */
 	void (*on_connect)(struct client *, void *arg);
 	void (*on_disconnect)(struct client *, const char *reason, void *arg);
 	void (*on_notify)(struct client *, const char *method,
@@ -26,8 +31,9 @@ struct client_cbs {
 };
 
 /*
- * Connects at once, so calls can be made right away; on_connect always runs
- * from the event loop, never inside client_new.  limits may be NULL.
+ * Connects at once, so calls can be made right away (they follow the
+ * hello); on_connect always runs from the event loop, never inside
+ * client_new.  limits may be NULL.
  */
 struct client *client_new(struct event_base *, const char *path,
     const struct client_cbs *, void *arg, const struct peer_limits *);
@@ -36,7 +42,7 @@ void client_free(struct client *);
 
 bool client_connected(const struct client *);
 struct event_base *client_base(const struct client *);
-/* Current reconnect delay, for tests and stats. */
+/* The delay of the next reconnect, for tests and stats. */
 int64_t client_backoff_ms(const struct client *);
 
 /* As peer_call; while disconnected cb gets `unavailable` from the event loop. */

@@ -65,6 +65,17 @@ struct peer {
 	bool in_batch;		/* corked_out goes before anything else */
 	bool listed;		/* in the batch list (in_batch, not yet flushing) */
 	TAILQ_ENTRY(peer) batch_entry;
+
+	/*
+	 * The unfinished message at the head of the input: when its clock
+	 * started (0: none), the bytes of it counted in partial_total, and
+	 * its deadline (lim.msg_timeout_ms).  See partial_update.
+	 */
+	int64_t partial_us;
+	size_t partial_held;
+	struct event *deadline_ev;
+	TAILQ_ENTRY(peer) partial_entry;
+	uint64_t nmsgs;		/* complete messages received */
 	uid_t uid;
 	pid_t pid;
 	void *udata;
@@ -79,6 +90,7 @@ peer_limits_default(struct peer_limits *l)
 	l->out_hiwat = 1024 * 1024;
 	l->out_lowat = 256 * 1024;
 	l->max_inflight = 1024;
+	l->msg_timeout_ms = PEER_DEFAULT_MSG_TIMEOUT_MS;
 }
 
 #define ZONE_CHUNK	1000	/* first msgpack zone chunk of a message */
@@ -87,8 +99,19 @@ peer_limits_default(struct peer_limits *l)
 static TAILQ_HEAD(, peer) batch = TAILQ_HEAD_INITIALIZER(batch);
 static int corked;	/* peer_cork() depth */
 
+/*
+ * The peers holding an unfinished message, oldest clock first, and the
+ * bytes they hold: the process-wide cap (peer_set_unfinished_cap) closes
+ * the oldest first.
+ */
+static TAILQ_HEAD(, peer) partials = TAILQ_HEAD_INITIALIZER(partials);
+static size_t partial_total;
+static size_t partial_cap = PEER_DEFAULT_UNFINISHED_CAP;
+
 static void batch_leave(struct peer *);
 static size_t outlen(const struct peer *);
+static void partial_end(struct peer *);
+static void partial_start(struct peer *);
 
 static void peer_readcb(struct bufferevent *, void *);
 static void peer_writecb(struct bufferevent *, void *);
@@ -105,6 +128,7 @@ peer_free_cb(evutil_socket_t fd, short what, void *arg)
 	bufferevent_free(p->bev);
 	event_free(p->resume_ev);
 	event_free(p->free_ev);
+	event_free(p->deadline_ev);
 	if (p->corked_out != NULL)
 		evbuffer_free(p->corked_out);
 	free(p->flush_reason);
@@ -117,6 +141,22 @@ peer_resume_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	peer_process(arg);
+}
+
+static void peer_violation(struct peer *, const char *);
+
+static void
+peer_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct peer *p = arg;
+	char reason[160];
+
+	(void)fd;
+	(void)what;
+	snprintf(reason, sizeof(reason), "message unfinished after %lld ms "
+	    "(%zu bytes of it received)", (long long)p->lim.msg_timeout_ms,
+	    p->partial_held);
+	peer_violation(p, reason);
 }
 
 struct peer *
@@ -143,7 +183,8 @@ peer_new(struct event_base *base, int fd, const struct peer_limits *lim,
 		fatalx("bufferevent_socket_new failed");
 	p->resume_ev = event_new(base, -1, 0, peer_resume_cb, p);
 	p->free_ev = event_new(base, -1, 0, peer_free_cb, p);
-	if (p->resume_ev == NULL || p->free_ev == NULL)
+	p->deadline_ev = evtimer_new(base, peer_deadline_cb, p);
+	if (p->resume_ev == NULL || p->free_ev == NULL || p->deadline_ev == NULL)
 		fatalx("event_new failed");
 	bufferevent_set_max_single_read(p->bev, 256 * 1024);
 	bufferevent_set_max_single_write(p->bev, 256 * 1024);
@@ -212,6 +253,7 @@ peer_close(struct peer *p, const char *reason)
 		return;
 	p->closed = true;
 	batch_leave(p);
+	partial_end(p);
 	if (p->corked_out != NULL)
 		evbuffer_drain(p->corked_out, evbuffer_get_length(p->corked_out));
 	bufferevent_disable(p->bev, EV_READ | EV_WRITE);
@@ -237,7 +279,10 @@ peer_close(struct peer *p, const char *reason)
 	event_active(p->free_ev, EV_TIMEOUT, 1);
 }
 
-/* A protocol violation or a peer that stopped reading: logged, then closed. */
+/*
+ * A protocol violation, a peer that stopped reading or one that holds
+ * resources too long: one warning, then closed.
+ */
 static void
 peer_violation(struct peer *p, const char *reason)
 {
@@ -253,6 +298,7 @@ peer_close_after_flush(struct peer *p, const char *reason)
 	p->flushing = true;
 	p->flush_reason = xstrdup(reason);
 	bufferevent_disable(p->bev, EV_READ);
+	partial_end(p);		/* its input is never read again */
 	/* Corked output goes first, through the bufferevent. */
 	if (p->in_batch) {
 		batch_leave(p);
@@ -285,9 +331,13 @@ peer_update_reading(struct peer *p)
 	if (pause && !p->paused) {
 		p->paused = true;
 		bufferevent_disable(p->bev, EV_READ);
+		/* Not reading: the sender is not what holds the message up. */
+		evtimer_del(p->deadline_ev);
 	} else if (!pause && p->paused) {
 		p->paused = false;
 		bufferevent_enable(p->bev, EV_READ);
+		if (p->partial_us != 0)
+			partial_start(p);
 		/* Complete messages may already sit in the input buffer. */
 		event_active(p->resume_ev, EV_TIMEOUT, 1);
 	}
@@ -838,11 +888,92 @@ peer_dispatch(struct peer *p, size_t len)
 		dispatch_response(p, &m);
 		break;
 	case RPC_NOTIFY:
-		if (p->cbs.on_notify != NULL)
+		if (m.ignore != NULL)
+			log_debug("dropping notification '%s' (pid %ld): %s",
+			    m.method, (long)p->pid, m.ignore);
+		else if (p->cbs.on_notify != NULL)
 			p->cbs.on_notify(p, m.method, m.params, p->arg);
 		break;
 	}
 	req_destroy(r);
+}
+
+/*
+ * Unfinished messages.  A message whose first bytes the scanner has seen
+ * but whose end it has not is unfinished; its clock starts then (or again
+ * when reading resumes after backpressure, since a paused peer's sender is
+ * not what holds it up), and the peer is closed when the message has not
+ * completed msg_timeout_ms later.  Its bytes count in partial_total; past
+ * partial_cap the peer whose clock is the oldest is closed first: a message
+ * in flight completes in milliseconds, a stalled one is old.
+ */
+static void
+partial_end(struct peer *p)
+{
+	if (p->partial_us == 0)
+		return;
+	TAILQ_REMOVE(&partials, p, partial_entry);
+	partial_total -= p->partial_held;
+	p->partial_held = 0;
+	p->partial_us = 0;
+	evtimer_del(p->deadline_ev);
+}
+
+/* Starts the clock of the unfinished message at now, or starts it again. */
+static void
+partial_start(struct peer *p)
+{
+	struct timeval tv;
+
+	if (p->partial_us != 0)
+		TAILQ_REMOVE(&partials, p, partial_entry);
+	TAILQ_INSERT_TAIL(&partials, p, partial_entry);
+	p->partial_us = aotime_mono_us();
+	if (p->lim.msg_timeout_ms > 0 && !p->paused) {
+		aotime_tv(&tv, p->lim.msg_timeout_ms);
+		evtimer_add(p->deadline_ev, &tv);
+	}
+}
+
+/*
+ * After a scan: accounts for the unfinished message (held bytes scanned so
+ * far), then enforces the process-wide cap.
+ */
+static void
+partial_update(struct peer *p)
+{
+	struct peer *old;
+	char reason[256];
+
+	if (p->closed || p->flushing || p->scan.len == 0) {
+		partial_end(p);
+	} else {
+		if (p->partial_us == 0)
+			partial_start(p);
+		partial_total += p->scan.len - p->partial_held;
+		p->partial_held = p->scan.len;
+	}
+	while (partial_total > partial_cap &&
+	    (old = TAILQ_FIRST(&partials)) != NULL) {
+		snprintf(reason, sizeof(reason), "unfinished messages over the "
+		    "cap (%zu bytes in all connections, cap %zu): this one's "
+		    "(%zu bytes, %lld ms) was the oldest", partial_total,
+		    partial_cap, old->partial_held,
+		    (long long)((aotime_mono_us() - old->partial_us) / 1000));
+		peer_violation(old, reason);
+	}
+}
+
+void
+peer_set_unfinished_cap(size_t cap)
+{
+	partial_cap = cap;
+}
+
+size_t
+peer_unfinished_bytes(void)
+{
+	return partial_total;
 }
 
 /* Scans and dispatches every complete message in the input buffer. */
@@ -859,9 +990,9 @@ peer_process(struct peer *p)
 
 		in = bufferevent_get_input(p->bev);
 		if (evbuffer_get_length(in) <= p->scan.len)
-			return;
+			break;
 		if (evbuffer_ptr_set(in, &ptr, p->scan.len, EVBUFFER_PTR_SET) == -1)
-			return;
+			break;
 		n = evbuffer_peek(in, -1, &ptr, v, 8);
 		if (n > 8)
 			n = 8;
@@ -882,8 +1013,11 @@ peer_process(struct peer *p)
 			continue;	/* more iovecs than 8: peek again */
 		n = (int)scan_length(&p->scan);
 		scan_reset(&p->scan);
+		partial_end(p);
+		p->nmsgs++;
 		peer_dispatch(p, (size_t)n);
 	}
+	partial_update(p);
 }
 
 static void
@@ -942,6 +1076,12 @@ size_t
 peer_pending_calls(const struct peer *p)
 {
 	return p->ncalls;
+}
+
+uint64_t
+peer_messages_in(const struct peer *p)
+{
+	return p->nmsgs;
 }
 
 uid_t

@@ -6,6 +6,16 @@
  * unpacked and dispatched.  A framing violation closes the connection with a
  * logged reason.  A malformed envelope of a request is answered with
  * bad_request when its msgid is readable, else the connection is closed.
+ * A notification is never a reason to close: one ao cannot use (a method
+ * that is not UTF-8 str or bin, params other than [] or [map]) is dropped,
+ * logged at debug, and on_notify sees only the others.
+ *
+ * Unfinished input: a message whose first bytes have arrived must complete
+ * within msg_timeout_ms of reading it, or the connection is closed (the
+ * clock starts again when reading resumes after backpressure).  The bytes
+ * of unfinished messages of every peer of the process are capped
+ * (peer_set_unfinished_cap): past the cap the peer whose unfinished message
+ * is the oldest is closed, until the rest fits.  Both are logged warnings.
  *
  * Output accounting: every send is counted against out_cap.  A send that
  * would take the output buffer past out_cap closes the connection ("output
@@ -35,6 +45,9 @@
 
 struct peer;
 
+#define PEER_DEFAULT_MSG_TIMEOUT_MS	10000
+#define PEER_DEFAULT_UNFINISHED_CAP	(64u * 1024 * 1024)
+
 struct peer_limits {
 	size_t max_msg;		/* largest incoming message (16 MiB) */
 	size_t max_objects;	/* objects per incoming message */
@@ -42,9 +55,22 @@ struct peer_limits {
 	size_t out_hiwat;	/* stop reading above this */
 	size_t out_lowat;	/* on_drain / resume reading at or below this */
 	unsigned max_inflight;	/* unanswered incoming requests before pausing */
+	int64_t msg_timeout_ms;	/* for an unfinished message (0: none) */
 };
 
+/*
+ * The defaults: 16 MiB messages of up to 4,194,304 objects (what a client
+ * reading ao's own daemons needs; servers take fewer, see server.h), a 10 s
+ * deadline for a message, 64 MiB of output at most.
+ */
 void peer_limits_default(struct peer_limits *);
+
+/*
+ * Process-wide cap on the bytes of unfinished incoming messages over all
+ * peers (PEER_DEFAULT_UNFINISHED_CAP until set), and what they hold now.
+ */
+void peer_set_unfinished_cap(size_t);
+size_t peer_unfinished_bytes(void);
 
 /* An incoming request; the handler owns it until it replies. */
 struct peer_req {
@@ -140,6 +166,8 @@ void peer_req_free(struct peer_req *);
 
 size_t peer_outlen(const struct peer *);
 size_t peer_pending_calls(const struct peer *);
+/* Complete messages received so far (framing-valid, whatever their envelope). */
+uint64_t peer_messages_in(const struct peer *);
 uid_t peer_uid(const struct peer *);
 pid_t peer_pid(const struct peer *);
 void peer_set_creds(struct peer *, uid_t, pid_t);

@@ -150,18 +150,30 @@ get_u32(const msgpack_object *o, uint32_t *out)
 	return 0;
 }
 
-/* The method string of a request/notification, NUL-terminated in the zone. */
+/*
+ * The method of a request (a str) or notification (str or bin: the
+ * msgpack-rpc spec predates str, and pynvim still sends bin), copied
+ * NUL-terminated into the zone.
+ */
 static int
-get_method(const msgpack_object *o, msgpack_zone *zone, const char **out,
-    struct rpc_error *err)
+get_method(const msgpack_object *o, bool bin_ok, msgpack_zone *zone,
+    const char **out, struct rpc_error *err)
 {
-	if (o->type != MSGPACK_OBJECT_STR)
+	const char *ptr;
+	uint32_t size;
+
+	if (o->type == MSGPACK_OBJECT_STR) {
+		ptr = o->via.str.ptr;
+		size = o->via.str.size;
+	} else if (bin_ok && o->type == MSGPACK_OBJECT_BIN) {
+		ptr = o->via.bin.ptr;
+		size = o->via.bin.size;
+	} else
 		return rpc_error_set(err, RPC_BAD_REQUEST, "method must be a string");
-	if (o->via.str.size == 0 || o->via.str.size > 128 ||
-	    !rpc_utf8_valid(o->via.str.ptr, o->via.str.size))
+	if (size == 0 || size > 128 || !rpc_utf8_valid(ptr, size))
 		return rpc_error_set(err, RPC_BAD_REQUEST,
 		    "method must be 1-128 bytes of UTF-8");
-	*out = zone_strdup(zone, o->via.str.ptr, o->via.str.size);
+	*out = zone_strdup(zone, ptr, size);
 	return 0;
 }
 
@@ -183,6 +195,27 @@ get_params(const msgpack_object *o, const msgpack_object **out, struct rpc_error
 	return 0;
 }
 
+/*
+ * A notification is never answered, so one that ao cannot use is marked
+ * for dropping instead of failing the parse (DESIGN.md §3): stock clients
+ * send their own (pynvim: a bin method and positional params).
+ */
+static int
+parse_notify(const msgpack_object *a, uint32_t n, msgpack_zone *zone,
+    struct rpc_msg *m)
+{
+	struct rpc_error why;
+
+	m->method = "";
+	if (n != 3)
+		m->ignore = "a notification has 3 elements";
+	else if (get_method(&a[1], true, zone, &m->method, &why) == -1)
+		m->ignore = "the method is not 1-128 bytes of UTF-8 (str or bin)";
+	else if (get_params(&a[2], &m->params, &why) == -1)
+		m->ignore = "the params are not [] or [map]";
+	return 0;
+}
+
 int
 rpc_msg_parse(const msgpack_object *root, msgpack_zone *zone, struct rpc_msg *m,
     struct rpc_error *err)
@@ -191,7 +224,7 @@ rpc_msg_parse(const msgpack_object *root, msgpack_zone *zone, struct rpc_msg *m,
 	uint32_t n;
 
 	memset(m, 0, sizeof(*m));
-	if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 3)
+	if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size == 0)
 		return rpc_error_set(err, RPC_BAD_REQUEST,
 		    "message must be an array of 3 or 4 elements");
 	a = root->via.array.ptr;
@@ -208,7 +241,7 @@ rpc_msg_parse(const msgpack_object *root, msgpack_zone *zone, struct rpc_msg *m,
 		if (get_u32(&a[1], &m->msgid) == -1)
 			return rpc_error_set(err, RPC_BAD_REQUEST,
 			    "msgid must be an unsigned 32-bit integer");
-		if (get_method(&a[2], zone, &m->method, err) == -1)
+		if (get_method(&a[2], false, zone, &m->method, err) == -1)
 			return -1;
 		return get_params(&a[3], &m->params, err);
 	case RPC_RESPONSE:
@@ -225,12 +258,7 @@ rpc_msg_parse(const msgpack_object *root, msgpack_zone *zone, struct rpc_msg *m,
 		m->result = &a[3];
 		return 0;
 	case RPC_NOTIFY:
-		if (n != 3)
-			return rpc_error_set(err, RPC_BAD_REQUEST,
-			    "notification must have 3 elements");
-		if (get_method(&a[1], zone, &m->method, err) == -1)
-			return -1;
-		return get_params(&a[2], &m->params, err);
+		return parse_notify(a, n, zone, m);
 	}
 	return rpc_error_set(err, RPC_BAD_REQUEST, "unknown message type");
 }

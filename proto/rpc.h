@@ -64,12 +64,18 @@ struct rpc_msg {
 	const msgpack_object *params;	/* a map, or NULL when none */
 	const msgpack_object *error;	/* responses: nil or a map */
 	const msgpack_object *result;	/* responses */
+	const char *ignore;		/* notifications: why ao cannot use it */
 };
 
 /*
  * Validates the envelope of `root` and fills `m`.  Strings that must be
  * NUL-terminated are copied into `zone`.  Returns 0, or -1 with err
  * (RPC_BAD_REQUEST) describing what is wrong.
+ *
+ * A notification never fails: one whose method is not 1-128 bytes of UTF-8
+ * (str, or bin as pynvim sends it) or whose params are not [] or [map]
+ * (Neovim's and pynvim's are positional) comes back with `ignore` saying
+ * why and `method` "" when unreadable; the receiver drops it (DESIGN.md §3).
  */
 int rpc_msg_parse(const msgpack_object *root, msgpack_zone *zone,
     struct rpc_msg *m, struct rpc_error *err);

@@ -1,8 +1,10 @@
 #include "proto/server.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/listener.h>
@@ -12,13 +14,14 @@
 #include "common/version.h"
 #include "common/xmalloc.h"
 
-#define SERVER_MAX_CONNS	1024
+#define SERVER_FD_RESERVE	64	/* at least; see server_conn_limit */
 #define SERVER_ACCEPT_RETRY_MS	100
 
 struct server_conn {
 	struct server *srv;
 	struct peer *peer;
-	TAILQ_ENTRY(server_conn) entry;
+	int64_t accepted_ms;
+	TAILQ_ENTRY(server_conn) entry;	/* oldest first */
 };
 
 struct server {
@@ -32,7 +35,63 @@ struct server {
 	struct peer_limits lim;
 	TAILQ_HEAD(, server_conn) conns;
 	unsigned nconns;
+	unsigned max_conns;
 };
+
+/*
+ * Connections fit in the RLIMIT_NOFILE soft limit (which daemon_init raised
+ * to the hard limit) less a reserve for the daemon's own descriptors: its
+ * database, its clients, its children's pipes, the event loop.  The reserve
+ * is an eighth of the limit, at least SERVER_FD_RESERVE, at most half.
+ */
+static unsigned
+server_conn_limit(void)
+{
+	struct rlimit rl;
+	rlim_t reserve;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return 1024;
+	reserve = rl.rlim_cur / 8;
+	if (reserve < SERVER_FD_RESERVE)
+		reserve = SERVER_FD_RESERVE;
+	if (reserve > rl.rlim_cur / 2)
+		reserve = rl.rlim_cur / 2;
+	if (rl.rlim_cur - reserve > UINT32_MAX / 2)
+		return UINT32_MAX / 2;
+	return (unsigned)(rl.rlim_cur - reserve);
+}
+
+void
+server_limits_default(struct peer_limits *l)
+{
+	peer_limits_default(l);
+	l->max_objects = SERVER_MAX_OBJECTS;
+}
+
+int
+server_limits_config(struct peer_limits *l, int64_t max_message_bytes,
+    int64_t message_timeout_ms, int64_t max_unfinished_bytes, char *err,
+    size_t errlen)
+{
+	int64_t cap = max_unfinished_bytes;
+
+	if (cap == 0) {
+		cap = 2 * max_message_bytes;
+		if (cap < PEER_DEFAULT_UNFINISHED_CAP)
+			cap = PEER_DEFAULT_UNFINISHED_CAP;
+	} else if (cap < max_message_bytes) {
+		snprintf(err, errlen, "max_unfinished_bytes (%lld) is below "
+		    "max_message_bytes (%lld): a message that large could never "
+		    "arrive", (long long)cap, (long long)max_message_bytes);
+		return -1;
+	}
+	server_limits_default(l);
+	l->max_msg = (size_t)max_message_bytes;
+	l->msg_timeout_ms = message_timeout_ms;
+	peer_set_unfinished_cap((size_t)cap);
+	return 0;
+}
 
 static void
 reply_hello(struct peer_req *r, struct server *srv)
@@ -95,6 +154,9 @@ server_on_notify(struct peer *peer, const char *method, const msgpack_object *pa
 
 	if (sc->srv->cbs.on_notify != NULL)
 		sc->srv->cbs.on_notify(peer, method, params, sc->srv->arg);
+	else
+		log_debug("dropping notification '%s' (pid %ld): not handled here",
+		    method, (long)peer_pid(peer));
 }
 
 static void
@@ -118,6 +180,30 @@ server_on_drain(struct peer *peer, void *arg)
 
 	if (sc->srv->cbs.on_drain != NULL)
 		sc->srv->cbs.on_drain(peer, sc->srv->arg);
+}
+
+/*
+ * The table is full: closes the oldest connection that never sent a whole
+ * message, to make room for one from pid.  -1 when there is none.
+ */
+static int
+server_evict(struct server *srv, pid_t pid)
+{
+	struct server_conn *sc;
+	char reason[160];
+
+	TAILQ_FOREACH(sc, &srv->conns, entry)
+		if (peer_messages_in(sc->peer) == 0 && !peer_closed(sc->peer))
+			break;
+	if (sc == NULL)
+		return -1;
+	snprintf(reason, sizeof(reason), "connection table full (%u): it sent "
+	    "nothing whole in %lld ms, pid %ld takes its place", srv->nconns,
+	    (long long)(aotime_mono_ms() - sc->accepted_ms), (long)pid);
+	log_warnx("closing connection (pid %ld): %s", (long)peer_pid(sc->peer),
+	    reason);
+	peer_close(sc->peer, reason);
+	return 0;
 }
 
 static void
@@ -144,9 +230,9 @@ server_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *s
 		close(fd);
 		return;
 	}
-	if (srv->nconns >= SERVER_MAX_CONNS) {
-		log_warnx("refused connection from pid %ld: %u connections open",
-		    (long)pid, srv->nconns);
+	if (srv->nconns >= srv->max_conns && server_evict(srv, pid) == -1) {
+		log_warnx("refused connection from pid %ld: %u connections open, "
+		    "each has sent a message", (long)pid, srv->nconns);
 		close(fd);
 		return;
 	}
@@ -157,6 +243,7 @@ server_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *s
 	}
 	sc = xcalloc(1, sizeof(*sc));
 	sc->srv = srv;
+	sc->accepted_ms = aotime_mono_ms();
 	TAILQ_INSERT_TAIL(&srv->conns, sc, entry);
 	srv->nconns++;
 	sc->peer = peer_new(srv->base, fd, &srv->lim, &cbs, sc);
@@ -206,8 +293,10 @@ server_new(struct event_base *base, int listen_fd, const char *component,
 	if (lim != NULL)
 		srv->lim = *lim;
 	else
-		peer_limits_default(&srv->lim);
+		server_limits_default(&srv->lim);
 	TAILQ_INIT(&srv->conns);
+	srv->max_conns = server_conn_limit();
+	log_debug("%s: at most %u connections", component, srv->max_conns);
 	srv->lev = evconnlistener_new(base, server_accept, srv,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, listen_fd);
 	if (srv->lev == NULL)

@@ -40,6 +40,7 @@ static const struct config_key storaged_keys[] = {
 	    offsetof(struct storaged_config, max_message_bytes), 256,
 	    1024LL * 1024 * 1024,
 	    "largest request or response on storaged.sock" },
+	SERVER_LIMIT_KEYS(struct storaged_config),
 	{ "janitor_interval_ms", CONFIG_MS, "60000",
 	    offsetof(struct storaged_config, janitor_interval_ms), 10, DAY_MS,
 	    "how often change_log retention runs" },
@@ -573,8 +574,10 @@ main(int argc, char **argv)
 	methods[n + 1].name = "stats";
 	methods[n + 1].fn = handle_stats;
 
-	peer_limits_default(&lim);
-	lim.max_msg = (size_t)sd.cfg.max_message_bytes;
+	if (server_limits_config(&lim, sd.cfg.max_message_bytes,
+	    sd.cfg.message_timeout_ms, sd.cfg.max_unfinished_bytes, err,
+	    sizeof(err)) == -1)
+		fatalx_perm("%s", err);
 	if (lim.out_cap < 2 * lim.max_msg)
 		lim.out_cap = 2 * lim.max_msg;
 	{

@@ -14,6 +14,8 @@ struct storaged_config {
 	int64_t retention_ms;		/* change_log age limit */
 	int64_t retention_rows;		/* change_log row limit */
 	int64_t max_message_bytes;	/* largest msgpack-rpc message */
+	int64_t message_timeout_ms;	/* an unfinished message's deadline */
+	int64_t max_unfinished_bytes;	/* cap over all connections (0: auto) */
 	int64_t janitor_interval_ms;	/* how often retention runs */
 	int64_t checkpoint_interval_ms;	/* at rest this long: truncate the WAL */
 	int64_t checkpoint_pages;	/* WAL frames that wake a checkpoint */

@@ -105,6 +105,7 @@ fuzz_scan_message(const uint8_t *buf, size_t len)
 		goto out;
 	}
 	FUZZ_CHECK(m.method != NULL);
+	FUZZ_CHECK(m.ignore == NULL || m.type == RPC_NOTIFY);
 	if (m.type == RPC_REQUEST && m.params != NULL)
 		fuzz_scan_params(m.params, u.zone);
 out:

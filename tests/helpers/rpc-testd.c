@@ -212,7 +212,7 @@ main(int argc, char **argv)
 		    "[--max-msg BYTES] [--out-cap BYTES]\n");
 		return argc < 2 ? EXIT_PERM : 0;
 	}
-	peer_limits_default(&lim);
+	server_limits_default(&lim);
 	for (i = 2; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--ready-fd") == 0)
 			ready_fd = atoi(argv[i + 1]);

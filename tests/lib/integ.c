@@ -102,18 +102,24 @@ integ_log_tail(void)
 	return buf;
 }
 
-pid_t
-integ_spawn(const char *name, const char *const extra[], int *ready)
+/* integ_spawn, run by the NULL-terminated command pre (NULL: none). */
+static pid_t
+spawn_under(const char *const pre[], const char *name,
+    const char *const extra[], int *ready)
 {
-	char *argv[48];
+	char *argv[56];
 	int n = 0, i, logfd = -1, saved = -1;
 	pid_t pid;
 
+	for (i = 0; pre != NULL && pre[i] != NULL; i++) {
+		ck_assert_int_lt(n, 8);
+		argv[n++] = (char *)pre[i];
+	}
 	argv[n++] = (char *)testlib_bin(name);
 	argv[n++] = "--data-dir";
 	argv[n++] = (char *)conf.dir;
 	for (i = 0; extra != NULL && extra[i] != NULL; i++) {
-		ck_assert_int_lt(n, 44);
+		ck_assert_int_lt(n, 52);
 		argv[n++] = (char *)extra[i];
 	}
 	argv[n] = NULL;
@@ -133,6 +139,26 @@ integ_spawn(const char *name, const char *const extra[], int *ready)
 		close(logfd);
 	}
 	ck_assert_int_gt(pid, 0);
+	return pid;
+}
+
+pid_t
+integ_spawn(const char *name, const char *const extra[], int *ready)
+{
+	return spawn_under(NULL, name, extra, ready);
+}
+
+pid_t
+integ_start_nofile(const char *name, int nofile, const char *const extra[])
+{
+	char lim[64];
+	const char *const pre[] = { "/usr/bin/prlimit", lim, "--", NULL };
+	int ready;
+	pid_t pid;
+
+	snprintf(lim, sizeof(lim), "--nofile=%d:%d", nofile, nofile);
+	pid = spawn_under(pre, name, extra, &ready);
+	integ_wait_ready(name, ready);
 	return pid;
 }
 

@@ -63,6 +63,12 @@ void integ_wait_ready(const char *name, int ready);
 /* integ_spawn, then integ_wait_ready. */
 pid_t integ_start(const char *name, const char *const extra[]);
 /*
+ * integ_start with RLIMIT_NOFILE (soft and hard) at nofile: run by
+ * prlimit(1), which execs the daemon, so the pid is the daemon's.
+ */
+pid_t integ_start_nofile(const char *name, int nofile,
+    const char *const extra[]);
+/*
  * Runs argv (searched in PATH) to its end, at most timeout_ms: stdin from
  * /dev/null, stdout into out (NUL-terminated; NULL: dropped), stderr
  * appended to the log.  Returns the exit code, or -1 when it could not

@@ -124,6 +124,15 @@ testlib_helper(const char *name)
 	    sizeof(buf[0]));
 }
 
+const char *
+testlib_source(const char *name)
+{
+	static char buf[8][4096];
+	static int n;
+
+	return pathin("AO_SRC_DIR", ".", name, buf[n++ % 8], sizeof(buf[0]));
+}
+
 static void
 forget(pid_t pid)
 {

@@ -26,9 +26,13 @@ char *testlib_tmpdir(void);
 /* rm -rf; silently ignores what does not exist. */
 void testlib_rmrf(const char *path);
 
-/* $AO_BIN_DIR/<name> and $AO_TEST_DIR/<name> (static buffers, one per call site kind). */
+/*
+ * $AO_BIN_DIR/<name>, $AO_TEST_DIR/<name> and $AO_SRC_DIR/<name> (a file of
+ * the source tree) in static buffers, one set per function.
+ */
 const char *testlib_bin(const char *name);
 const char *testlib_helper(const char *name);
+const char *testlib_source(const char *name);
 
 /*
  * Starts argv[0] with argv.  The child gets PR_SET_PDEATHSIG(SIGKILL) so it

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/listener.h>
 
 #include "common/aotime.h"
 #include "common/sock.h"
@@ -68,8 +69,27 @@ m_add(struct peer_req *r, void *arg)
 	rpc_buf_free(&b);
 }
 
+/* nils → an array of twice the objects a server takes in a message. */
+static void
+m_nils(struct peer_req *r, void *arg)
+{
+	struct rpc_buf b;
+	uint32_t i;
+
+	(void)arg;
+	if (peer_req_no_params(r) == -1)
+		return;
+	rpc_buf_init(&b);
+	msgpack_pack_array(&b.pk, 2 * SERVER_MAX_OBJECTS);
+	for (i = 0; i < 2 * SERVER_MAX_OBJECTS; i++)
+		msgpack_pack_nil(&b.pk);
+	peer_reply(r, b.sb.data, b.sb.size);
+	rpc_buf_free(&b);
+}
+
 static const struct server_method methods[] = {
 	{ "add", m_add },
+	{ "nils", m_nils },
 	{ NULL, NULL },
 };
 
@@ -109,6 +129,7 @@ struct res {
 	char msg[600];
 	int64_t sum, proto, pid;
 	char component[32];
+	uint32_t len;		/* an array result's */
 };
 
 static void
@@ -127,6 +148,8 @@ on_res(void *arg, const struct rpc_error *err, const msgpack_object *result)
 	rpc_obj_i64(rpc_map_get(result, "pid"), &r->pid);
 	rpc_obj_str(rpc_map_get(result, "component"), r->component,
 	    sizeof(r->component));
+	if (result->type == MSGPACK_OBJECT_ARRAY)
+		r->len = result->via.array.size;
 }
 
 static int connects, disconnects;
@@ -225,6 +248,55 @@ START_TEST(dispatch_bad_input)
 }
 END_TEST
 
+/* add {x: [nil × n]}: what a client sends to make the server allocate. */
+static void
+call_add_nils(struct client *c, uint32_t n, struct res *r)
+{
+	struct rpc_buf b;
+	uint32_t i;
+
+	rpc_buf_init(&b);
+	msgpack_pack_map(&b.pk, 1);
+	rpc_pack_str(&b.pk, "x");
+	msgpack_pack_array(&b.pk, n);
+	for (i = 0; i < n; i++)
+		msgpack_pack_nil(&b.pk);
+	client_call(c, "add", b.sb.data, b.sb.size, 5000, on_res, r);
+	rpc_buf_free(&b);
+}
+
+/*
+ * A server takes SERVER_MAX_OBJECTS objects a message at most: past it
+ * the connection is cut off (a framing error) before msgpack-c allocates
+ * anything.  A client still reads larger answers.
+ */
+START_TEST(server_objects_limit)
+{
+	struct server *srv = start_server();
+	struct client *c = client_new(base, path, &ccbs, NULL, NULL);
+	struct res under = { 0 }, over = { 0 }, big = { 0 };
+
+	connects = 0;
+	/* The envelope, the params map, its key and the array: 8 objects. */
+	call_add_nils(c, SERVER_MAX_OBJECTS - 8, &under);
+	ck_assert(run_until(&under.n, 1, 10000));
+	ck_assert_int_eq(under.code, RPC_BAD_REQUEST);
+	call_add_nils(c, SERVER_MAX_OBJECTS - 7, &over);
+	ck_assert(run_until(&over.n, 1, 10000));
+	ck_assert_int_eq(over.code, RPC_UNAVAILABLE);
+	ck_assert_msg(strstr(over.msg, "too many objects") == NULL,
+	    "the client saw the server's reason: %s", over.msg);
+
+	ck_assert(run_until(&connects, 2, 5000));	/* reconnected */
+	client_call(c, "nils", NULL, 0, 10000, on_res, &big);
+	ck_assert(run_until(&big.n, 1, 10000));
+	ck_assert_int_eq(big.code, RPC_OK);
+	ck_assert_uint_eq(big.len, 2 * SERVER_MAX_OBJECTS);
+	client_free(c);
+	server_free(srv);
+}
+END_TEST
+
 /*
  * The server goes away: calls fail fast with unavailable (no hang, no
  * timeout wait), the client backs off, and reconnects when it returns.
@@ -275,6 +347,55 @@ START_TEST(reconnect_after_restart)
 }
 END_TEST
 
+static int slammed;
+
+static void
+slam_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	(void)lev;
+	(void)sa;
+	(void)salen;
+	(void)arg;
+	close(fd);
+	slammed++;
+}
+
+/*
+ * A server that accepts and closes at once (a full connection table, a
+ * crash loop) does not reset the backoff: only an answered hello does, and
+ * on_connect waits for it.
+ */
+START_TEST(backoff_not_reset_by_closed_connect)
+{
+	struct evconnlistener *lev;
+	struct server *srv;
+	struct client *c;
+	char err[256];
+	int fd = sock_listen_unix(path, 16, err, sizeof(err));
+
+	ck_assert_msg(fd != -1, "%s", err);
+	lev = evconnlistener_new(base, slam_accept, NULL, LEV_OPT_CLOSE_ON_FREE,
+	    0, fd);
+	ck_assert_ptr_nonnull(lev);
+	connects = disconnects = slammed = 0;
+	c = client_new(base, path, &ccbs, NULL, NULL);
+	/* Connected 4 times, closed 4 times: 50, 100, 200 and 400 ms waits. */
+	ck_assert(run_until(&disconnects, 4, 10000));
+	ck_assert_int_ge(slammed, 4);
+	ck_assert_int_eq(connects, 0);
+	ck_assert_int_ge(client_backoff_ms(c), 16 * CLIENT_BACKOFF_MIN_MS);
+	evconnlistener_free(lev);
+	unlink(path);
+
+	srv = start_server();
+	ck_assert(run_until(&connects, 1, 5000));
+	ck_assert_int_eq(client_backoff_ms(c), CLIENT_BACKOFF_MIN_MS);
+	client_free(c);
+	server_free(srv);
+}
+END_TEST
+
 /* A call in flight when the server dies gets unavailable, not a hang. */
 START_TEST(inflight_call_fails_on_disconnect)
 {
@@ -316,6 +437,7 @@ client_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, builtins_and_methods);
 	tcase_add_test(tc, reconnect_after_restart);
+	tcase_add_test(tc, backoff_not_reset_by_closed_connect);
 	tcase_add_test(tc, inflight_call_fails_on_disconnect);
 	tcase_add_test(tc, client_free_cancels);
 	suite_add_tcase(s, tc);
@@ -323,6 +445,7 @@ client_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, dispatch_bad_input);
+	tcase_add_test(tc, server_objects_limit);
 	suite_add_tcase(s, tc);
 	return s;
 }

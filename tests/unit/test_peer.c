@@ -435,6 +435,68 @@ START_TEST(bad_envelope_answered)
 }
 END_TEST
 
+/*
+ * Notifications of stock clients never close the connection: pynvim's
+ * nvim_set_client_info (bin method, five positional params) and Neovim's
+ * nvim_error_event ([int, str]) are dropped; a bin method with ao's params
+ * is delivered; requests before and after are answered.
+ */
+START_TEST(foreign_notifications)
+{
+	static const char info[] = "nvim_set_client_info";
+	static const unsigned char echo[] = {
+		0x94, 0x00, 0x09, 0xa4, 'e', 'c', 'h', 'o', 0x90,
+	};
+	struct side b;
+	struct rpc_buf buf;
+	msgpack_unpacked up;
+	int raw;
+
+	pair(NULL, &b, NULL, &raw);
+	rpc_buf_init(&buf);
+	msgpack_pack_array(&buf.pk, 3);
+	msgpack_pack_int(&buf.pk, RPC_NOTIFY);
+	msgpack_pack_bin(&buf.pk, sizeof(info) - 1);
+	msgpack_pack_bin_body(&buf.pk, info, sizeof(info) - 1);
+	msgpack_pack_array(&buf.pk, 5);
+	rpc_pack_str(&buf.pk, "python3-client");
+	msgpack_pack_map(&buf.pk, 1);
+	rpc_pack_kv_i64(&buf.pk, "major", 0);
+	rpc_pack_str(&buf.pk, "remote");
+	msgpack_pack_map(&buf.pk, 0);
+	msgpack_pack_map(&buf.pk, 0);
+	rpc_pack_notify_head(&buf.pk, "nvim_error_event");
+	msgpack_pack_array(&buf.pk, 2);
+	msgpack_pack_int(&buf.pk, 0);
+	rpc_pack_str(&buf.pk, "Invalid method: event");
+	ck_assert_int_eq(write(raw, buf.sb.data, buf.sb.size), (ssize_t)buf.sb.size);
+	ck_assert_int_eq(write(raw, echo, sizeof(echo)), sizeof(echo));
+	msgpack_unpacked_init(&up);
+	ck_assert_int_eq(raw_read(raw, &up), 0);
+	ck_assert_int_eq(up.data.via.array.ptr[1].via.u64, 9);
+	ck_assert_int_eq(b.nclose, 0);
+	ck_assert_int_eq(b.nnotify, 0);
+
+	rpc_buf_reset(&buf);
+	msgpack_pack_array(&buf.pk, 3);
+	msgpack_pack_int(&buf.pk, RPC_NOTIFY);
+	msgpack_pack_bin(&buf.pk, 4);
+	msgpack_pack_bin_body(&buf.pk, "tick", 4);
+	msgpack_pack_array(&buf.pk, 1);
+	msgpack_pack_map(&buf.pk, 1);
+	rpc_pack_kv_i64(&buf.pk, "i", 0);
+	ck_assert_int_eq(write(raw, buf.sb.data, buf.sb.size), (ssize_t)buf.sb.size);
+	ck_assert(run_until(&b.nnotify, 1, 2000));
+	ck_assert_str_eq(b.last_notify, "tick");
+	ck_assert_int_eq(write(raw, echo, sizeof(echo)), sizeof(echo));
+	ck_assert_int_eq(raw_read(raw, &up), 0);
+	ck_assert_int_eq(b.nclose, 0);
+	msgpack_unpacked_destroy(&up);
+	rpc_buf_free(&buf);
+	close(raw);
+}
+END_TEST
+
 static void
 expect_framing_close(const void *bytes, size_t n, const char *reason)
 {
@@ -494,6 +556,118 @@ START_TEST(message_over_limit)
 	ck_assert(run_until(&b.nclose, 1, 2000));
 	ck_assert_ptr_nonnull(strstr(b.close_reason, "framing error"));
 	close(sv[0]);
+}
+END_TEST
+
+/* Runs the loop until the process holds n bytes of unfinished messages. */
+static bool
+run_until_held(size_t n, int64_t timeout_ms)
+{
+	int64_t deadline = aotime_mono_ms() + timeout_ms;
+
+	while (peer_unfinished_bytes() != n && aotime_mono_ms() < deadline)
+		event_base_loop(base, EVLOOP_ONCE);
+	return peer_unfinished_bytes() == n;
+}
+
+static const unsigned char echo9[] = {		/* [0, 9, "echo", []] */
+	0x94, 0x00, 0x09, 0xa4, 'e', 'c', 'h', 'o', 0x90,
+};
+
+/*
+ * An unfinished message is closed at its deadline; one that arrives in
+ * pieces is answered; time spent paused by backpressure does not count.
+ */
+START_TEST(unfinished_deadline)
+{
+	struct peer_limits lim;
+	struct side b;
+	unsigned char two[2 * sizeof(echo9)];
+	msgpack_unpacked up;
+	int raw;
+
+	peer_limits_default(&lim);
+	lim.msg_timeout_ms = 1000;
+	lim.max_inflight = 1;
+	pair(NULL, &b, &lim, &raw);
+	msgpack_unpacked_init(&up);
+
+	ck_assert_int_eq(write(raw, echo9, 4), 4);
+	ck_assert(run_until_held(4, 2000));
+	ck_assert_int_eq(write(raw, echo9 + 4, 5), 5);
+	ck_assert_int_eq(raw_read(raw, &up), 0);
+	ck_assert_int_eq(peer_unfinished_bytes(), 0);
+
+	/* A request held unanswered pauses the peer, a message behind it. */
+	b.hold = true;
+	memcpy(two, echo9, sizeof(echo9));
+	memcpy(two + sizeof(echo9), echo9, 4);
+	ck_assert_int_eq(write(raw, two, sizeof(two) - 5), sizeof(two) - 5);
+	ck_assert(run_until(&b.nheld, 1, 2000));
+	run_for(1500);
+	ck_assert_int_eq(b.nclose, 0);
+	b.hold = false;
+	peer_reply(b.held[0], NULL, 0);
+	ck_assert(run_until_held(4, 2000));
+	ck_assert_int_eq(write(raw, echo9 + 4, 5), 5);
+	ck_assert_int_eq(raw_read(raw, &up), 0);
+	ck_assert_int_eq(raw_read(raw, &up), 0);
+	ck_assert_int_eq(b.nclose, 0);
+
+	/* And one that stalls. */
+	ck_assert_int_eq(write(raw, echo9, 4), 4);
+	ck_assert(run_until(&b.nclose, 1, 10000));
+	ck_assert_msg(strstr(b.close_reason, "message unfinished after 1000 ms") !=
+	    NULL, "reason: %s", b.close_reason);
+	ck_assert_int_eq(peer_unfinished_bytes(), 0);
+	msgpack_unpacked_destroy(&up);
+	close(raw);
+}
+END_TEST
+
+/*
+ * Three unfinished messages over the process-wide cap: the oldest one's
+ * connection is closed, the others complete and are answered.
+ */
+START_TEST(unfinished_cap)
+{
+	enum { STR = 16384, PART = 10000 };
+	static const unsigned char head[] = {	/* [0, 1, "echo", [{"x": str32 */
+		0x94, 0x00, 0x01, 0xa4, 'e', 'c', 'h', 'o', 0x91, 0x81,
+		0xa1, 'x', 0xdb, 0x00, 0x00, STR >> 8, STR & 0xff,
+	};
+	static unsigned char msg[sizeof(head) + STR];
+	size_t part = sizeof(head) + PART;
+	struct side s[3];
+	msgpack_unpacked up;
+	int raw[3], k;
+
+	memcpy(msg, head, sizeof(head));
+	memset(msg + sizeof(head), 'a', STR);
+	peer_set_unfinished_cap(2 * part + part / 2);
+	for (k = 0; k < 3; k++) {
+		pair(NULL, &s[k], NULL, &raw[k]);
+		ck_assert_int_eq(write(raw[k], msg, part), (ssize_t)part);
+		if (k < 2)
+			ck_assert(run_until_held((k + 1) * part, 2000));
+	}
+	ck_assert(run_until(&s[0].nclose, 1, 2000));
+	ck_assert_msg(strstr(s[0].close_reason, "unfinished messages over the "
+	    "cap") != NULL, "reason: %s", s[0].close_reason);
+	ck_assert(run_until_held(2 * part, 2000));
+	msgpack_unpacked_init(&up);
+	for (k = 2; k >= 1; k--) {
+		ck_assert_int_eq(write(raw[k], msg + part, sizeof(msg) - part),
+		    (ssize_t)(sizeof(msg) - part));
+		ck_assert_int_eq(raw_read(raw[k], &up), 0);
+		ck_assert_int_eq(up.data.via.array.ptr[1].via.u64, 1);
+		ck_assert_int_eq(s[k].nclose, 0);
+	}
+	ck_assert_int_eq(peer_unfinished_bytes(), 0);
+	msgpack_unpacked_destroy(&up);
+	for (k = 0; k < 3; k++)
+		close(raw[k]);
+	peer_set_unfinished_cap(PEER_DEFAULT_UNFINISHED_CAP);
 }
 END_TEST
 
@@ -830,11 +1004,14 @@ peer_suite(void)
 	tcase_add_test(tc, inflight_limit);
 	tcase_add_test(tc, drain_callback);
 	tcase_add_test(tc, message_over_limit);
+	tcase_add_test(tc, unfinished_deadline);
+	tcase_add_test(tc, unfinished_cap);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad input");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, bad_envelope_answered);
+	tcase_add_test(tc, foreign_notifications);
 	tcase_add_test(tc, hostile_huge_count);
 	tcase_add_test(tc, hostile_not_rpc);
 	suite_add_tcase(s, tc);

@@ -343,6 +343,96 @@ START_TEST(envelope_valid)
 	ck_assert_int_eq(parse(&o, &m), 0);
 	ck_assert_int_eq(m.type, RPC_NOTIFY);
 	ck_assert_str_eq(m.method, "event");
+	ck_assert_ptr_null(m.ignore);
+	obj_free(&o);
+}
+END_TEST
+
+/*
+ * Notifications of other clients' shapes parse, marked to be dropped:
+ * pynvim's nvim_set_client_info (a bin method, five positional params),
+ * Neovim's nvim_error_event ([int, str]), and worse.  A bin method with ao's
+ * params is usable.  A request keeps the strict rules.
+ */
+START_TEST(envelope_foreign_notifications)
+{
+	static const char info[] = "nvim_set_client_info";
+	struct obj o;
+	msgpack_packer *pk;
+	struct rpc_msg m;
+	int i;
+
+	for (i = 0; i < 6; i++) {
+		pk = obj_begin(&o);
+		msgpack_pack_array(pk, i == 4 ? 2 : i == 5 ? 4 : 3);
+		msgpack_pack_int(pk, RPC_NOTIFY);
+		switch (i) {
+		case 0:		/* pynvim, on connect */
+			msgpack_pack_bin(pk, sizeof(info) - 1);
+			msgpack_pack_bin_body(pk, info, sizeof(info) - 1);
+			msgpack_pack_array(pk, 5);
+			rpc_pack_str(pk, "python3-client");
+			msgpack_pack_map(pk, 0);
+			rpc_pack_str(pk, "remote");
+			msgpack_pack_map(pk, 0);
+			msgpack_pack_map(pk, 0);
+			break;
+		case 1:		/* Neovim, answering an unknown notification */
+			rpc_pack_str(pk, "nvim_error_event");
+			msgpack_pack_array(pk, 2);
+			msgpack_pack_int(pk, 0);
+			rpc_pack_str(pk, "Invalid method: event");
+			break;
+		case 2:		/* a method that is no name */
+			msgpack_pack_int(pk, 7);
+			msgpack_pack_array(pk, 0);
+			break;
+		case 3:		/* params not even an array */
+			rpc_pack_str(pk, "x");
+			msgpack_pack_nil(pk);
+			break;
+		case 4:		/* too short */
+			rpc_pack_str(pk, "x");
+			break;
+		case 5:		/* too long */
+			rpc_pack_str(pk, "x");
+			msgpack_pack_array(pk, 0);
+			msgpack_pack_nil(pk);
+			break;
+		}
+		ck_assert_msg(parse(&o, &m) == 0, "case %d: %s", i, o.err.message);
+		ck_assert_int_eq(m.type, RPC_NOTIFY);
+		ck_assert_msg(m.ignore != NULL, "case %d not marked", i);
+		ck_assert_ptr_nonnull(m.method);
+		if (i == 0)
+			ck_assert_str_eq(m.method, info);
+		if (i == 2)
+			ck_assert_str_eq(m.method, "");
+		obj_free(&o);
+	}
+
+	pk = obj_begin(&o);
+	msgpack_pack_array(pk, 3);
+	msgpack_pack_int(pk, RPC_NOTIFY);
+	msgpack_pack_bin(pk, 1);
+	msgpack_pack_bin_body(pk, "x", 1);
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_map(pk, 0);
+	ck_assert_int_eq(parse(&o, &m), 0);
+	ck_assert_ptr_null(m.ignore);
+	ck_assert_str_eq(m.method, "x");
+	ck_assert_ptr_nonnull(m.params);
+	obj_free(&o);
+
+	pk = obj_begin(&o);
+	msgpack_pack_array(pk, 4);
+	msgpack_pack_int(pk, RPC_REQUEST);
+	msgpack_pack_int(pk, 1);
+	msgpack_pack_bin(pk, 5);
+	msgpack_pack_bin_body(pk, "hello", 5);
+	msgpack_pack_array(pk, 0);
+	ck_assert_int_eq(parse(&o, &m), -1);
+	ck_assert_int_eq(o.err.code, RPC_BAD_REQUEST);
 	obj_free(&o);
 }
 END_TEST
@@ -568,6 +658,7 @@ rpc_suite(void)
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, getters_bad_input);
 	tcase_add_test(tc, envelope_bad_input);
+	tcase_add_test(tc, envelope_foreign_notifications);
 	suite_add_tcase(s, tc);
 	return s;
 }

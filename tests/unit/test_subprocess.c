@@ -69,6 +69,24 @@ start(const char *const *argv, struct subprocess_opts *o, struct outcome *out)
 	return sp;
 }
 
+/*
+ * Children start with the RLIMIT_NOFILE soft limit set for them (a daemon
+ * raised its own), the hard one untouched.
+ */
+START_TEST(child_nofile)
+{
+	static const char *const argv[] = { "sh", "-c", "ulimit -Sn", NULL };
+	struct subprocess_opts o = { 0 };
+	static struct outcome out;
+
+	subprocess_set_child_nofile(77);
+	start(argv, &o, &out);
+	run(&out, 5000);
+	ck_assert_str_eq(out.out, "77\n");
+	subprocess_set_child_nofile(0);
+}
+END_TEST
+
 START_TEST(capture_and_status)
 {
 	static const char *const argv[] = { "sh", "-c",
@@ -271,6 +289,7 @@ subprocess_suite(void)
 	tcase_add_test(tc, timeout_kills_group);
 	tcase_add_test(tc, cancel);
 	tcase_add_test(tc, parallel);
+	tcase_add_test(tc, child_nofile);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad input");
 	tcase_add_checked_fixture(tc, setup, teardown);
