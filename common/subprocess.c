@@ -198,7 +198,6 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	kill(sp->pid, SIGKILL);
 }
 
-/* The environment for the child: environ with opts->env overriding. */
 static rlim_t child_nofile;	/* 0: inherited */
 
 void
@@ -207,6 +206,18 @@ subprocess_set_child_nofile(rlim_t soft)
 	child_nofile = soft;
 }
 
+void
+subprocess_child_limits(void)
+{
+	struct rlimit rl;
+
+	if (child_nofile != 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = child_nofile;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* The environment for the child: environ with opts->env overriding. */
 static char **
 child_env(const char *const *extra)
 {
@@ -278,14 +289,7 @@ subprocess_start(struct event_base *base, const struct subprocess_opts *o,
 		int e;
 
 		setpgid(0, 0);
-		if (child_nofile != 0) {
-			struct rlimit rl;
-
-			if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-				rl.rlim_cur = child_nofile;
-				setrlimit(RLIMIT_NOFILE, &rl);
-			}
-		}
+		subprocess_child_limits();
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);

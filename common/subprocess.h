@@ -58,6 +58,8 @@ struct subprocess *subprocess_start(struct event_base *, const struct subprocess
  * one it was started with, which programs using select(2) expect.
  */
 void subprocess_set_child_nofile(rlim_t soft);
+/* In a forked child of our own (not subprocess_start's): applies it. */
+void subprocess_child_limits(void);
 
 /* Kills the process group and forgets it: cb will not run. */
 void subprocess_cancel(struct subprocess *);

@@ -464,6 +464,7 @@ proc_start(struct lcmd_ctx *ctx, const struct runtime_spec *sp, runtime_cb cb, v
 		 * output the log.
 		 */
 		setsid();
+		subprocess_child_limits();
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);

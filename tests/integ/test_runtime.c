@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -295,6 +296,19 @@ setup(void)
 	integ_write_file(script, agent_script, 0755);
 	snprintf(text, sizeof(text), child_script_fmt, script);
 	integ_write_file(child_script, text, 0755);
+	/*
+	 * A soft descriptor limit below the hard one, as on most systems,
+	 * so that lcmd raising its own is visible (agents must not get it).
+	 */
+	{
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max > 1024 &&
+		    rl.rlim_cur > 1024) {
+			rl.rlim_cur = 1024;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	integ_start("ao-storaged", NULL);
 	start_lcmd();
 }
@@ -1041,9 +1055,29 @@ holds_fd(pid_t pid, const char *path, bool sockets, char *buf, size_t len)
 	return found;
 }
 
+/* The soft RLIMIT_NOFILE of pid, from /proc/PID/limits, or -1. */
+static long long
+soft_nofile(pid_t pid)
+{
+	char path[64], line[256];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "Max open files", 14) == 0)
+			v = strtoll(line + 14, NULL, 10);
+	fclose(f);
+	return v;
+}
+
 /*
  * What lcmd has open (its message log, its sockets) does not leak into the
- * agent, nor into a tmux server lcmd started: they outlive lcmd.
+ * agent, nor into a tmux server lcmd started: they outlive lcmd.  Nor does
+ * the descriptor limit lcmd raised for itself: the agent gets the one lcmd
+ * was started with (programs using select(2) expect it).
  */
 START_TEST(agent_inherits_no_lcmd_fds_each_runtime)
 {
@@ -1060,6 +1094,12 @@ START_TEST(agent_inherits_no_lcmd_fds_each_runtime)
 	wait_content(&s, "got.txt", "something for the message log\n");
 	ck_assert_msg(!holds_fd(agent, msglog, true, what, sizeof(what)),
 	    "the agent (pid %d) holds %s", (int)agent, what);
+	{
+		struct rlimit rl;
+
+		ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+		ck_assert_int_eq(soft_nofile(agent), (long long)rl.rlim_cur);
+	}
 	if (strcmp(rt, "tmux") == 0) {
 		const char *argv[] = { "tmux", "-L", tmux_name, "display-message", "-p",
 			"#{pid}", NULL };
