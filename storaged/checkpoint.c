@@ -338,18 +338,6 @@ ckpt_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	return SQLITE_OK;
 }
 
-static int
-ckpt_pragma(sqlite3 *db, const char *sql, char *err, size_t errlen)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
-		return 0;
-	snprintf(err, errlen, "%s: %s", sql, msg != NULL ? msg : sqlite3_errmsg(db));
-	sqlite3_free(msg);
-	return -1;
-}
-
 static void
 ckpt_free(struct checkpoint *c)
 {
@@ -397,17 +385,17 @@ checkpoint_start(sqlite3 *writer, const char *path, const struct storaged_config
 	/* The file goes back to the limit whenever the log starts over. */
 	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit=%lld",
 	    (long long)cfg->wal_limit_bytes);
-	if (ckpt_pragma(writer, sql, err, errlen) == -1)
+	if (store_sql(writer, sql, err, errlen) == -1)
 		goto fail;
 	if (!cfg->checkpoint_thread) {
 		/* SQLite's own, inside COMMIT (for comparison and as a fallback). */
 		snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint=%lld",
 		    (long long)cfg->checkpoint_pages);
-		if (ckpt_pragma(writer, sql, err, errlen) == -1)
+		if (store_sql(writer, sql, err, errlen) == -1)
 			goto fail;
 		return c;
 	}
-	if (ckpt_pragma(writer, "PRAGMA wal_autocheckpoint=0", err, errlen) == -1)
+	if (store_sql(writer, "PRAGMA wal_autocheckpoint=0", err, errlen) == -1)
 		goto fail;
 	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 	    NULL) != SQLITE_OK) {
@@ -421,8 +409,8 @@ checkpoint_start(sqlite3 *writer, const char *path, const struct storaged_config
 	 * checkpoint on one that never did does nothing at all.  It needs no
 	 * page cache of its own.
 	 */
-	if (ckpt_pragma(c->db, "PRAGMA cache_size=16", err, errlen) == -1 ||
-	    ckpt_pragma(c->db, "SELECT count(*) FROM sqlite_master", err, errlen) == -1)
+	if (store_sql(c->db, "PRAGMA cache_size=16", err, errlen) == -1 ||
+	    store_sql(c->db, "SELECT count(*) FROM sqlite_master", err, errlen) == -1)
 		goto fail;
 	sqlite3_wal_hook(writer, ckpt_hook, c);
 	if (pthread_create(&c->thread, NULL, checkpoint_main, c) != 0) {

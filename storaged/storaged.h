@@ -78,6 +78,8 @@ struct store {
  * with err; *perm says the failure is permanent (schema too new).
  */
 int store_open(struct store *, const char *path, int *perm, char *err, size_t errlen);
+/* Runs SQL (a PRAGMA, say) on db: 0, or -1 with "SQL: reason" in err. */
+int store_sql(sqlite3 *db, const char *sql, char *err, size_t errlen);
 void store_close(struct store *);
 int64_t store_now(const struct store *);
 /* A reset prepared statement for a static SQL literal (prepared once). */

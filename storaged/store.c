@@ -9,8 +9,8 @@
 #include "common/xmalloc.h"
 #include "storaged/storaged.h"
 
-static int
-pragma(sqlite3 *db, const char *sql, char *err, size_t errlen)
+int
+store_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
 	char *msg = NULL;
 
@@ -37,9 +37,9 @@ store_open(struct store *st, const char *path, int *perm, char *err, size_t errl
 	}
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, 5000);
-	if (pragma(st->db, "PRAGMA journal_mode=WAL", err, errlen) == -1 ||
-	    pragma(st->db, "PRAGMA synchronous=NORMAL", err, errlen) == -1 ||
-	    pragma(st->db, "PRAGMA foreign_keys=ON", err, errlen) == -1)
+	if (store_sql(st->db, "PRAGMA journal_mode=WAL", err, errlen) == -1 ||
+	    store_sql(st->db, "PRAGMA synchronous=NORMAL", err, errlen) == -1 ||
+	    store_sql(st->db, "PRAGMA foreign_keys=ON", err, errlen) == -1)
 		goto fail;
 	if (schema_migrate(st->db, perm, err, errlen) == -1)
 		goto fail;

@@ -359,6 +359,18 @@ START_TEST(locked_db_keeps_serving)
 }
 END_TEST
 
+/* pr.write_observation params: PR 1 of session id, several statements. */
+static void
+pack_observation(struct rpc_buf *b, const char *id)
+{
+	integ_params(b, 2);
+	rpc_pack_kv_str(&b->pk, "session_id", id);
+	rpc_pack_str(&b->pk, "pr");
+	msgpack_pack_map(&b->pk, 2);
+	rpc_pack_kv_str(&b->pk, "url", "https://example.com/o/r/pull/1");
+	rpc_pack_kv_i64(&b->pk, "number", 1);
+}
+
 /*
  * 4. Past busy_timeout_ms the write fails with unavailable and changes
  * nothing; once the lock is gone the same write goes through.
@@ -377,12 +389,7 @@ START_TEST(locked_db_times_out)
 	add_session(bc, id, sizeof(id));
 	lock = lock_db();
 	rpc_buf_init(&b);
-	integ_params(&b, 2);
-	rpc_pack_kv_str(&b.pk, "session_id", id);
-	rpc_pack_str(&b.pk, "pr");
-	msgpack_pack_map(&b.pk, 2);
-	rpc_pack_kv_str(&b.pk, "url", "https://example.com/o/r/pull/1");
-	rpc_pack_kv_i64(&b.pk, "number", 1);
+	pack_observation(&b, id);
 	integ_call_err(bc, "pr.write_observation", &b, &err);
 	integ_assert_err(&err, "pr.write_observation", RPC_UNAVAILABLE, "locked");
 	ck_assert_int_eq(update(bc, id, 5, true, &err), -1);
@@ -393,12 +400,7 @@ START_TEST(locked_db_times_out)
 	integ_params(&b, 1);
 	rpc_pack_kv_str(&b.pk, "url", "https://example.com/o/r/pull/1");
 	integ_expect_err(bc, "pr.get", &b, RPC_NOT_FOUND, NULL);
-	integ_params(&b, 2);
-	rpc_pack_kv_str(&b.pk, "session_id", id);
-	rpc_pack_str(&b.pk, "pr");
-	msgpack_pack_map(&b.pk, 2);
-	rpc_pack_kv_str(&b.pk, "url", "https://example.com/o/r/pull/1");
-	rpc_pack_kv_i64(&b.pk, "number", 1);
+	pack_observation(&b, id);
 	integ_call_ok(bc, "pr.write_observation", &b, NULL);
 	update_ok(bc, id, 5, true);
 	ck_assert_int_eq(activity_at(bc, id), 5);
