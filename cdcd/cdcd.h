@@ -105,8 +105,36 @@ enum sub_source {
 };
 enum sub_source sub_source(int64_t cursor, int64_t ring_base, int64_t ring_last);
 
-/* Whether a subscriber with this much unsent output may be sent more. */
+/*
+ * Whether a subscriber with this much unsent output may be sent more.
+ * Asked before each event (with a batch being built counted in buffered),
+ * so an output holds at most high_water - 1 plus one event, and an event
+ * larger than the mark still goes, alone.
+ */
 bool sub_can_send(size_t buffered, size_t high_water);
+
+/*
+ * One catch-up turn's budget, shared by every subscriber it serves: bytes
+ * sent and a deadline.  The first event of a turn always goes, so each turn
+ * moves the subscriber at the head of the queue on, whatever an event
+ * costs; later ones go while both limits hold.
+ */
+struct sub_turn {
+	size_t max_bytes;
+	int64_t deadline_us;	/* monotonic */
+	size_t bytes;		/* sent in this turn */
+	uint64_t events;	/* looked at in this turn, filtered out or sent */
+	bool spent;		/* a limit stopped the turn */
+};
+
+void sub_turn_begin(struct sub_turn *, size_t max_bytes, int64_t deadline_us);
+/*
+ * Whether the turn may take one more event.  now_us is the monotonic clock,
+ * or 0 where reading it is not worth it (the ring): only bytes count then.
+ */
+bool sub_turn_more(struct sub_turn *, int64_t now_us);
+/* Counts one event the turn took: bytes sent, 0 when filtered out. */
+void sub_turn_took(struct sub_turn *, size_t bytes);
 
 /* Whether a subscriber whose output last shrank at progress_ms has stalled. */
 bool sub_stalled(size_t buffered, int64_t progress_ms, int64_t now_ms,
