@@ -16,6 +16,7 @@ struct cdcd_config {
 	int64_t stall_timeout_ms;		/* close a reader that stopped */
 	int64_t max_message_bytes;		/* largest msgpack-rpc message */
 	int64_t ring_bytes;			/* shared in-memory event cache */
+	int64_t catchup_turn_bytes;		/* a catch-up turn's budget */
 };
 
 /*
@@ -75,6 +76,16 @@ const struct ring_entry *ring_next(const struct ring *, const struct ring_entry 
  *    ┌──────────► CATCHUP ── cursor reaches ring.last ──► LIVE
  *    │     (ring or database, at the pace its socket drains)  │
  *    └──────── output past the high-water mark ───────────────┘
+ *
+ * A CATCHUP subscriber is served in catch-up turns, never inline: it waits
+ * in a round-robin queue while it may be sent more, and each turn serves
+ * the queue in order within the turn's budget (struct sub_turn).  Live
+ * subscribers are fed as events are read, outside the turns.
+ *
+ *   queued ── a turn: served until ──┬─ its high-water mark ─► waits for drain
+ *     ▲                              ├─ the budget ──────────► back of the queue
+ *     │                              └─ ring.last ───────────► LIVE
+ *     └──────── on_drain, subscribe, a reset ─────────────────────┘
  */
 enum sub_mode {
 	SUB_CATCHUP,
@@ -160,11 +171,12 @@ void reader_close(struct reader *);
 int reader_data_version(struct reader *, int64_t *);
 int reader_bounds(struct reader *, int64_t *head, int64_t *oldest);
 /*
- * Calls fn for each event with seq > after, in order, at most limit.
- * Returns the number of events, or -1 with err.
+ * Calls fn for each event with seq > after, in order, at most limit, until
+ * fn returns -1: that event is not taken (nor read past).  Returns the
+ * number of events taken, or -1 with err.
  */
 int reader_events(struct reader *, int64_t after, int limit,
-    void (*fn)(void *, const struct reader_event *), void *arg,
+    int (*fn)(void *, const struct reader_event *), void *arg,
     char *err, size_t errlen);
 /* 1 with *seq when the consumer has an offset, 0 when it has none, -1. */
 int reader_consumer(struct reader *, const char *name, int64_t *seq);
