@@ -7,8 +7,11 @@
  * fed from the ring, or from the database when it is behind the ring, while
  * its unsent output is under the high-water mark; past it, it waits for its
  * socket to drain (the peer's on_drain) and continues at its own pace, so it
- * never loses an event and never costs more than its cap.  See cdcd.h for
- * the state diagram.
+ * never loses an event and never costs more than its cap.  Live subscribers
+ * are fed as events are read; the others in catch-up turns, one per loop
+ * turn, round-robin within a budget (catchup_turn_bytes and
+ * CATCHUP_TURN_US), so a backlog never keeps the loop from its sockets.
+ * See cdcd.h for the state diagrams.
  */
 #include <signal.h>
 #include <stddef.h>
@@ -23,6 +26,7 @@
 #include "common/aotime.h"
 #include "common/daemon.h"
 #include "common/log.h"
+#include "common/memtrim.h"
 #include "common/sendbatch.h"
 #include "common/xmalloc.h"
 #include "proto/client.h"
@@ -32,6 +36,15 @@
 #define READ_BATCH	500	/* events per database read */
 #define ACK_EVERY_MS	100	/* consumer.commit coalescing */
 #define CLOSE_GRACE_MS	2000	/* a closing subscriber's last chance to read */
+#define CATCHUP_TURN_US	10000	/* the longest catch-up turn, past its first event */
+/*
+ * Output queued for subscribers is the heap's churn: once it stops for a
+ * second, after at least a MiB, freed pages go back to the kernel (see
+ * common/memtrim.h: after 100 subscribers of live load, 113 MiB of heap
+ * held 6 MiB).
+ */
+#define TRIM_QUIET_MS	1000
+#define TRIM_MIN_BYTES	(1024 * 1024)
 
 static const struct config_key cdcd_keys[] = {
 	{ "poll_ms", CONFIG_MS, "250",
@@ -54,6 +67,11 @@ static const struct config_key cdcd_keys[] = {
 	    offsetof(struct cdcd_config, ring_bytes), 4096,
 	    16LL * 1024 * 1024 * 1024,
 	    "memory for the shared cache of recent encoded events" },
+	{ "catchup_turn_bytes", CONFIG_BYTES, "4MiB",
+	    offsetof(struct cdcd_config, catchup_turn_bytes), 4096,
+	    1024LL * 1024 * 1024,
+	    "what one loop turn sends to subscribers that catch up, across "
+	    "all of them (the first event of a turn always goes)" },
 	CONFIG_KEY_END
 };
 
@@ -76,8 +94,11 @@ struct sub {
 	size_t last_out;
 	int64_t closing_since;	/* 0, or when `closing` was sent */
 	uint64_t delivered;
+	size_t peak_out;	/* the most unsent output an event send left */
 	bool gone;		/* connection closed: freed from the loop */
+	bool queued;		/* in cd.catchq */
 	TAILQ_ENTRY(sub) entry;
+	TAILQ_ENTRY(sub) qentry;
 };
 
 static struct {
@@ -93,6 +114,10 @@ static struct {
 	int64_t data_version;
 	struct event *poll_ev, *ack_ev, *tick_ev;
 	TAILQ_HEAD(, sub) subs;
+	TAILQ_HEAD(, sub) catchq;	/* to serve in catch-up turns, in order */
+	size_t nqueued;
+	struct event *catchup_ev;	/* a zero timeout: the next turn */
+	uint64_t turns, turns_cut;	/* catch-up turns; those a limit ended */
 	uint64_t next_id;
 	uint64_t appended, appended_at_tick;
 	int64_t tick_ms;
@@ -101,8 +126,17 @@ static struct {
 	unsigned commits_inflight;	/* consumer.commit calls unanswered */
 } cd;
 
-static void sub_fill(struct sub *);
+/* What serving a subscriber ended on. */
+enum serve {
+	SERVE_LIVE,	/* caught up: fed as events are read */
+	SERVE_FULL,	/* at its high-water mark: on_drain brings it back */
+	SERVE_CUT,	/* the turn's budget ran out: to the back of the queue */
+	SERVE_IDLE,	/* nothing to do now: gone, no rows yet, a read error */
+};
+
+static enum serve sub_serve(struct sub *, struct sub_turn *);
 static void sub_reset(struct sub *, int64_t oldest, int64_t head);
+static void catchq_add(struct sub *);
 
 static void
 buf_unref_cb(const void *data, size_t len, void *arg)
@@ -159,21 +193,22 @@ struct tail_read {
 	bool gap;		/* met one: that event and later are not appended */
 };
 
-static void
+static int
 tail_cb(void *arg, const struct reader_event *ev)
 {
 	struct tail_read *t = arg;
 	struct ring_buf *rb;
 
-	if (t->gap || (t->contiguous && ev->seq != cd.ring.last + 1)) {
+	if (t->contiguous && ev->seq != cd.ring.last + 1) {
 		t->gap = true;
-		return;
+		return -1;
 	}
 	rpc_buf_reset(&t->b);
 	reader_encode_event(&t->b, ev);
 	rb = ring_buf_new(t->b.sb.data, t->b.sb.size);
 	ring_append(&cd.ring, ev->seq, ev->project_id, ev->session_id, ev->type, rb);
 	cd.appended++;
+	return 0;
 }
 
 /*
@@ -200,19 +235,33 @@ read_tail(bool contiguous)
 }
 
 /*
- * Feeds every subscriber that is not held back by its high-water mark, with
- * one system call for all of them (peer_cork).
+ * Feeds every live subscriber the events just read, with one system call
+ * for all of them (peer_cork): each takes them from the ring until its
+ * high-water mark.  One the ring left behind, and one catching up that may
+ * be sent more, waits for a catch-up turn instead.
  */
 static void
 fill_all(void)
 {
+	size_t hw = (size_t)cd.cfg.subscriber_buffer_bytes;
+	struct sub_turn live;
 	struct sub *s, *next;
 
+	sub_turn_begin(&live, SIZE_MAX, INT64_MAX);
 	peer_cork(true);
-	TAILQ_FOREACH_SAFE(s, &cd.subs, entry, next)
-		if (s->subscribed)
-			sub_fill(s);	/* returns at once for one over its mark */
+	TAILQ_FOREACH_SAFE(s, &cd.subs, entry, next) {
+		if (!s->subscribed || s->queued)
+			continue;
+		if (s->mode == SUB_LIVE && sub_source(s->cursor, cd.ring.base,
+		    cd.ring.last) != SUB_SRC_DB)
+			sub_serve(s, &live);
+		else if (sub_can_send(peer_outlen(s->peer), hw)) {
+			s->mode = SUB_CATCHUP;
+			catchq_add(s);
+		}
+	}
 	peer_cork(false);
+	memtrim_note(live.bytes);
 }
 
 /*
@@ -296,109 +345,240 @@ poll_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Records the output an event send left, for stats. */
+static void
+sub_note_out(struct sub *s)
+{
+	size_t out = peer_outlen(s->peer);
+
+	if (out > s->peak_out)
+		s->peak_out = out;
+}
+
+/*
+ * Sends ring events after the cursor while the subscriber's output and the
+ * turn allow; the cursor moves past filtered-out events too.
+ */
+static void
+serve_ring(struct sub *s, struct sub_turn *t, size_t hw)
+{
+	const struct ring_entry *e;
+
+	for (e = ring_after(&cd.ring, s->cursor); e != NULL;
+	    e = ring_next(&cd.ring, e)) {
+		if (!sub_can_send(peer_outlen(s->peer), hw) || !sub_turn_more(t, 0))
+			return;
+		s->cursor = e->seq;
+		if (!sub_filter_match(&s->filter, e->project_id, e->session_id,
+		    e->type)) {
+			sub_turn_took(t, 0);
+			continue;
+		}
+		if (ring_send(s->peer, e->buf) == -1)
+			return;
+		sub_turn_took(t, e->buf->len);
+		s->delivered++;
+		sub_note_out(s);
+	}
+}
+
 struct db_fill {
 	struct sub *s;
+	struct sub_turn *t;
+	size_t out0, hw;	/* the output before the batch; its mark */
 	struct rpc_buf out;
 	int64_t last;
 	int n;
 };
 
-static void
+static int
 db_fill_cb(void *arg, const struct reader_event *ev)
 {
 	struct db_fill *f = arg;
+	size_t before = f->out.sb.size;
 
+	/* The batch counts as output: it stops at the mark, as the ring does. */
+	if (!sub_can_send(f->out0 + before, f->hw) ||
+	    !sub_turn_more(f->t, aotime_mono_us()))
+		return -1;
 	f->last = ev->seq;
-	if (!sub_filter_match(&f->s->filter, ev->project_id, ev->session_id, ev->type))
-		return;
-	reader_encode_event(&f->out, ev);
-	f->n++;
+	if (sub_filter_match(&f->s->filter, ev->project_id, ev->session_id,
+	    ev->type)) {
+		reader_encode_event(&f->out, ev);
+		f->n++;
+	}
+	sub_turn_took(f->t, f->out.sb.size - before);
+	return 0;
+}
+
+static void
+batch_free_cb(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+/*
+ * Sends one database batch after the cursor: the events the subscriber's
+ * output and the turn allow, at most READ_BATCH, in one buffer (handed to
+ * its output as it is unless small: see ring_send).  Returns 1 when the
+ * cursor moved, else 0: nothing after the cursor yet, the turn was spent, a
+ * read error (logged), or the connection closed.
+ */
+static int
+serve_db(struct sub *s, struct sub_turn *t, size_t hw)
+{
+	struct db_fill f = { .s = s, .t = t, .hw = hw, .last = s->cursor };
+	int64_t head, oldest;
+	char err[512], *data;
+	size_t len;
+	int n, r;
+
+	if (!reader_ready())
+		return 0;
+	/* Pruned past this subscriber while it lagged: a gap. */
+	if (reader_bounds(&cd.rd, &head, &oldest) == 0 &&
+	    sub_needs_reset(s->cursor, oldest, head)) {
+		sub_reset(s, oldest, head);
+		return 1;
+	}
+	f.out0 = peer_outlen(s->peer);
+	rpc_buf_init(&f.out);
+	n = reader_events(&cd.rd, s->cursor, READ_BATCH, db_fill_cb, &f, err,
+	    sizeof(err));
+	if (n == -1)
+		log_warnx("%s", err);
+	if (n <= 0) {
+		rpc_buf_free(&f.out);
+		return 0;
+	}
+	s->cursor = f.last;
+	if ((len = f.out.sb.size) == 0) {
+		rpc_buf_free(&f.out);
+		return 1;
+	}
+	if (len < RING_COPY_MAX) {
+		r = peer_send(s->peer, f.out.sb.data, len);
+		rpc_buf_free(&f.out);
+	} else {
+		/* Growth by doubling may have left up to half of it unused. */
+		if (f.out.sb.alloc - len > len / 4)
+			f.out.sb.data = xreallocarray(f.out.sb.data, 1, len);
+		data = msgpack_sbuffer_release(&f.out.sb);
+		r = peer_send_ref(s->peer, data, len, batch_free_cb, NULL);
+	}
+	if (r == -1)
+		return 0;
+	s->delivered += (uint64_t)f.n;
+	sub_note_out(s);
+	return 1;
 }
 
 /*
  * Writes events after the cursor while the subscriber's output is under its
- * high-water mark: from the ring when the cursor is inside it, else from the
- * database.  Caught up → LIVE; stopped by the mark → CATCHUP (resumed by
- * on_drain).  Corked by sub_fill, so a backlog leaves in one send.
+ * high-water mark and the turn's budget lasts: from the ring when the
+ * cursor is inside it, else from the database.  Caught up → LIVE; stopped
+ * by the mark → CATCHUP (resumed by on_drain).  The caller corks.
  */
-static void
-sub_fill_corked(struct sub *s)
+static enum serve
+sub_serve(struct sub *s, struct sub_turn *t)
 {
 	size_t hw = (size_t)cd.cfg.subscriber_buffer_bytes;
-	char err[512];
 
 	while (!s->gone && s->subscribed && !peer_closed(s->peer)) {
 		if (!sub_can_send(peer_outlen(s->peer), hw)) {
 			s->mode = SUB_CATCHUP;
-			return;
+			return SERVE_FULL;
 		}
+		if (!sub_turn_more(t, 0))
+			return SERVE_CUT;
 		switch (sub_source(s->cursor, cd.ring.base, cd.ring.last)) {
 		case SUB_SRC_NONE:
 			s->mode = SUB_LIVE;
-			return;
-		case SUB_SRC_RING: {
-			const struct ring_entry *e = ring_after(&cd.ring, s->cursor);
-
-			for (; e != NULL; e = ring_next(&cd.ring, e)) {
-				if (!sub_can_send(peer_outlen(s->peer), hw))
-					break;
-				s->cursor = e->seq;
-				if (!sub_filter_match(&s->filter, e->project_id,
-				    e->session_id, e->type))
-					continue;
-				if (ring_send(s->peer, e->buf) == -1)
-					return;
-				s->delivered++;
-			}
+			return SERVE_LIVE;
+		case SUB_SRC_RING:
+			serve_ring(s, t, hw);
 			break;
-		}
-		case SUB_SRC_DB: {
-			struct db_fill f = { .s = s, .last = s->cursor };
-			int64_t head, oldest;
-			int n;
-
-			if (!reader_ready())
-				return;
-			/* Pruned past this subscriber while it lagged: a gap. */
-			if (reader_bounds(&cd.rd, &head, &oldest) == 0 &&
-			    sub_needs_reset(s->cursor, oldest, head)) {
-				sub_reset(s, oldest, head);
-				continue;
-			}
-			rpc_buf_init(&f.out);
-			n = reader_events(&cd.rd, s->cursor, READ_BATCH, db_fill_cb, &f,
-			    err, sizeof(err));
-			if (n == -1) {
-				log_warnx("%s", err);
-				rpc_buf_free(&f.out);
-				return;
-			}
-			if (n == 0) {
-				/* Nothing after the cursor yet the ring is ahead: wait. */
-				rpc_buf_free(&f.out);
-				return;
-			}
-			s->cursor = f.last;
-			if (f.out.sb.size > 0) {
-				if (peer_send(s->peer, f.out.sb.data, f.out.sb.size) == -1) {
-					rpc_buf_free(&f.out);
-					return;
-				}
-				s->delivered += (uint64_t)f.n;
-			}
-			rpc_buf_free(&f.out);
+		case SUB_SRC_DB:
+			if (serve_db(s, t, hw) == 0)
+				return t->spent ? SERVE_CUT : SERVE_IDLE;
 			break;
-		}
 		}
 	}
+	return SERVE_IDLE;
 }
 
 static void
-sub_fill(struct sub *s)
+catchup_kick(void)
 {
+	struct timeval now = { 0, 0 };
+
+	if (!evtimer_pending(cd.catchup_ev, NULL))
+		evtimer_add(cd.catchup_ev, &now);
+}
+
+/*
+ * Queues a subscriber for the catch-up turns (once) and makes sure one
+ * runs.  One whose connection closed meanwhile (a send can close it) or
+ * that unsubscribed is left out.
+ */
+static void
+catchq_add(struct sub *s)
+{
+	if (s->gone || !s->subscribed)
+		return;
+	if (!s->queued) {
+		s->queued = true;
+		TAILQ_INSERT_TAIL(&cd.catchq, s, qentry);
+		cd.nqueued++;
+	}
+	catchup_kick();
+}
+
+static void
+catchq_remove(struct sub *s)
+{
+	if (s->queued) {
+		TAILQ_REMOVE(&cd.catchq, s, qentry);
+		s->queued = false;
+		cd.nqueued--;
+	}
+}
+
+/*
+ * One catch-up turn: serves the queue in order, each subscriber until its
+ * high-water mark, the ring's end or the end of the turn's budget, corked
+ * into one send.  One the budget cut short goes to the back, so each gets
+ * its turn and none starves; the one at the head always moves on.  Runs
+ * from a zero timeout, so the loop reads its sockets (hello, acks, wakes
+ * for the live subscribers) between two turns.
+ */
+static void
+catchup_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sub_turn t;
+	struct sub *s;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	sub_turn_begin(&t, (size_t)cd.cfg.catchup_turn_bytes,
+	    aotime_mono_us() + CATCHUP_TURN_US);
 	peer_cork(true);
-	sub_fill_corked(s);
+	while ((s = TAILQ_FIRST(&cd.catchq)) != NULL &&
+	    sub_turn_more(&t, aotime_mono_us())) {
+		catchq_remove(s);
+		if (sub_serve(s, &t) == SERVE_CUT)
+			catchq_add(s);
+	}
 	peer_cork(false);
+	memtrim_note(t.bytes);
+	cd.turns++;
+	if (t.spent)
+		cd.turns_cut++;
+	if (!TAILQ_EMPTY(&cd.catchq))
+		catchup_kick();
 }
 
 /* reset {oldest, head}, the snapshot, snapshot_end {seq}; then events after seq. */
@@ -426,6 +606,7 @@ sub_reset(struct sub *s, int64_t oldest, int64_t head)
 		peer_close(s->peer, "snapshot failed");
 		return;
 	}
+	memtrim_note(b.sb.size);
 	if (b.sb.size > 0 && peer_send(s->peer, b.sb.data, b.sb.size) == -1) {
 		rpc_buf_free(&b);
 		return;
@@ -553,7 +734,7 @@ handle_subscribe(struct peer_req *req, void *arg)
 	if (sub_needs_reset(from, oldest, head))
 		sub_reset(s, oldest, head);
 	if (!s->gone)
-		sub_fill(s);
+		catchq_add(s);
 }
 
 static void commit_offset(struct sub *);
@@ -569,6 +750,7 @@ handle_unsubscribe(struct peer_req *req, void *arg)
 	if (s->consumer != NULL)
 		commit_offset(s);
 	s->subscribed = false;
+	catchq_remove(s);
 	sub_filter_free(&s->filter);
 	free(s->consumer);
 	s->consumer = NULL;
@@ -678,6 +860,7 @@ ack_cb(evutil_socket_t fd, short what, void *arg)
 static void
 handle_stats(struct peer_req *req, void *arg)
 {
+	struct memtrim_stats mem;
 	struct rpc_buf b;
 	struct sub *s;
 	uint32_t n = 0;
@@ -686,19 +869,21 @@ handle_stats(struct peer_req *req, void *arg)
 	TAILQ_FOREACH(s, &cd.subs, entry)
 		if (s->subscribed)
 			n++;
+	memtrim_stats(&mem);
 	rpc_buf_init(&b);
-	msgpack_pack_map(&b.pk, 4);
+	msgpack_pack_map(&b.pk, 6);
 	rpc_pack_str(&b.pk, "subscribers");
 	msgpack_pack_array(&b.pk, n);
 	TAILQ_FOREACH(s, &cd.subs, entry) {
 		if (!s->subscribed)
 			continue;
-		msgpack_pack_map(&b.pk, 8);
+		msgpack_pack_map(&b.pk, 9);
 		rpc_pack_kv_i64(&b.pk, "id", (int64_t)s->id);
 		rpc_pack_kv_i64(&b.pk, "pid", peer_pid(s->peer));
 		rpc_pack_kv_i64(&b.pk, "cursor", s->cursor);
 		rpc_pack_kv_i64(&b.pk, "lag", cd.ring.last - s->cursor);
 		rpc_pack_kv_i64(&b.pk, "buffered_bytes", (int64_t)peer_outlen(s->peer));
+		rpc_pack_kv_i64(&b.pk, "peak_buffered_bytes", (int64_t)s->peak_out);
 		rpc_pack_kv_str(&b.pk, "mode", s->mode == SUB_LIVE ? "live" : "catchup");
 		rpc_pack_kv_str(&b.pk, "consumer", s->consumer);
 		rpc_pack_kv_i64(&b.pk, "delivered", (int64_t)s->delivered);
@@ -711,6 +896,16 @@ handle_stats(struct peer_req *req, void *arg)
 	rpc_pack_kv_i64(&b.pk, "base", cd.ring.base);
 	rpc_pack_kv_i64(&b.pk, "last", cd.ring.last);
 	rpc_pack_kv_i64(&b.pk, "evicted", (int64_t)cd.ring.evicted);
+	rpc_pack_str(&b.pk, "catchup");
+	msgpack_pack_map(&b.pk, 3);
+	rpc_pack_kv_i64(&b.pk, "queued", (int64_t)cd.nqueued);
+	rpc_pack_kv_i64(&b.pk, "turns", (int64_t)cd.turns);
+	rpc_pack_kv_i64(&b.pk, "turns_cut", (int64_t)cd.turns_cut);
+	rpc_pack_str(&b.pk, "memory");
+	msgpack_pack_map(&b.pk, 3);
+	rpc_pack_kv_i64(&b.pk, "rss_kib", memtrim_rss_kib());
+	rpc_pack_kv_i64(&b.pk, "trims", (int64_t)mem.trims);
+	rpc_pack_kv_i64(&b.pk, "trimmed_kib", mem.trimmed_kib);
 	rpc_pack_str(&b.pk, "events_per_s");
 	msgpack_pack_double(&b.pk, cd.events_per_s);
 	peer_reply(req, b.sb.data, b.sb.size);
@@ -790,7 +985,7 @@ sub_free_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * A send can close the connection from inside sub_fill or sub_reset: the
+ * A send can close the connection from inside sub_serve or sub_reset: the
  * sub is unlinked here but freed from the loop, so those callers can still
  * look at s->gone.
  */
@@ -803,6 +998,8 @@ on_close(struct peer *p, const char *reason, void *arg)
 	if (s == NULL)
 		return;
 	log_debug("subscriber %llu gone: %s", (unsigned long long)s->id, reason);
+	catchq_remove(s);
+	memtrim_note(s->peak_out);	/* what its output may have held */
 	s->commit_inflight = false;
 	commit_offset(s);	/* best effort: the last acks */
 	TAILQ_REMOVE(&cd.subs, s, entry);
@@ -821,7 +1018,8 @@ on_drain(struct peer *p, void *arg)
 	(void)arg;
 	if (s != NULL && s->subscribed) {
 		s->progress_ms = aotime_mono_ms();
-		sub_fill(s);
+		if (s->mode == SUB_CATCHUP)
+			catchq_add(s);
 	}
 }
 
@@ -909,6 +1107,7 @@ main(int argc, char **argv)
 
 	memset(&cd, 0, sizeof(cd));
 	TAILQ_INIT(&cd.subs);
+	TAILQ_INIT(&cd.catchq);
 	daemon_init(&cd.opts, argc, argv, "cdcd",
 	    "Streams every change in ao.db to subscribers, in order.",
 	    cdcd_keys, &cd.cfg);
@@ -945,6 +1144,8 @@ main(int argc, char **argv)
 	cd.ack_ev = event_new(cd.base, -1, EV_PERSIST, ack_cb, NULL);
 	aotime_tv(&tv, ACK_EVERY_MS);
 	event_add(cd.ack_ev, &tv);
+	cd.catchup_ev = evtimer_new(cd.base, catchup_cb, NULL);
+	memtrim_init(cd.base, TRIM_QUIET_MS, TRIM_MIN_BYTES);
 	cd.tick_ev = event_new(cd.base, -1, EV_PERSIST, tick_cb, NULL);
 	aotime_tv(&tv, 1000);
 	event_add(cd.tick_ev, &tv);
@@ -974,6 +1175,8 @@ main(int argc, char **argv)
 	event_free(cd.poll_ev);
 	event_free(cd.ack_ev);
 	event_free(cd.tick_ev);
+	event_free(cd.catchup_ev);
+	memtrim_shutdown();
 	event_base_free(cd.base);
 	if (cd.rd_open)
 		reader_close(&cd.rd);

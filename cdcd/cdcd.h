@@ -18,6 +18,7 @@ struct cdcd_config {
 	int64_t message_timeout_ms;		/* an unfinished message's deadline */
 	int64_t max_unfinished_bytes;		/* cap over all connections (0: auto) */
 	int64_t ring_bytes;			/* shared in-memory event cache */
+	int64_t catchup_turn_bytes;		/* a catch-up turn's budget */
 };
 
 /*
@@ -77,6 +78,16 @@ const struct ring_entry *ring_next(const struct ring *, const struct ring_entry 
  *    ┌──────────► CATCHUP ── cursor reaches ring.last ──► LIVE
  *    │     (ring or database, at the pace its socket drains)  │
  *    └──────── output past the high-water mark ───────────────┘
+ *
+ * A CATCHUP subscriber is served in catch-up turns, never inline: it waits
+ * in a round-robin queue while it may be sent more, and each turn serves
+ * the queue in order within the turn's budget (struct sub_turn).  Live
+ * subscribers are fed as events are read, outside the turns.
+ *
+ *   queued ── a turn: served until ──┬─ its high-water mark ─► waits for drain
+ *     ▲                              ├─ the budget ──────────► back of the queue
+ *     │                              └─ ring.last ───────────► LIVE
+ *     └──────── on_drain, subscribe, a reset ─────────────────────┘
  */
 enum sub_mode {
 	SUB_CATCHUP,
@@ -107,8 +118,36 @@ enum sub_source {
 };
 enum sub_source sub_source(int64_t cursor, int64_t ring_base, int64_t ring_last);
 
-/* Whether a subscriber with this much unsent output may be sent more. */
+/*
+ * Whether a subscriber with this much unsent output may be sent more.
+ * Asked before each event (with a batch being built counted in buffered),
+ * so an output holds at most high_water - 1 plus one event, and an event
+ * larger than the mark still goes, alone.
+ */
 bool sub_can_send(size_t buffered, size_t high_water);
+
+/*
+ * One catch-up turn's budget, shared by every subscriber it serves: bytes
+ * sent and a deadline.  The first event of a turn always goes, so each turn
+ * moves the subscriber at the head of the queue on, whatever an event
+ * costs; later ones go while both limits hold.
+ */
+struct sub_turn {
+	size_t max_bytes;
+	int64_t deadline_us;	/* monotonic */
+	size_t bytes;		/* sent in this turn */
+	uint64_t events;	/* looked at in this turn, filtered out or sent */
+	bool spent;		/* a limit stopped the turn */
+};
+
+void sub_turn_begin(struct sub_turn *, size_t max_bytes, int64_t deadline_us);
+/*
+ * Whether the turn may take one more event.  now_us is the monotonic clock,
+ * or 0 where reading it is not worth it (the ring): only bytes count then.
+ */
+bool sub_turn_more(struct sub_turn *, int64_t now_us);
+/* Counts one event the turn took: bytes sent, 0 when filtered out. */
+void sub_turn_took(struct sub_turn *, size_t bytes);
 
 /* Whether a subscriber whose output last shrank at progress_ms has stalled. */
 bool sub_stalled(size_t buffered, int64_t progress_ms, int64_t now_ms,
@@ -134,11 +173,12 @@ void reader_close(struct reader *);
 int reader_data_version(struct reader *, int64_t *);
 int reader_bounds(struct reader *, int64_t *head, int64_t *oldest);
 /*
- * Calls fn for each event with seq > after, in order, at most limit.
- * Returns the number of events, or -1 with err.
+ * Calls fn for each event with seq > after, in order, at most limit, until
+ * fn returns -1: that event is not taken (nor read past).  Returns the
+ * number of events taken, or -1 with err.
  */
 int reader_events(struct reader *, int64_t after, int limit,
-    void (*fn)(void *, const struct reader_event *), void *arg,
+    int (*fn)(void *, const struct reader_event *), void *arg,
     char *err, size_t errlen);
 /* 1 with *seq when the consumer has an offset, 0 when it has none, -1. */
 int reader_consumer(struct reader *, const char *name, int64_t *seq);

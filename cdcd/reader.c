@@ -102,7 +102,7 @@ reader_bounds(struct reader *r, int64_t *head, int64_t *oldest)
 
 int
 reader_events(struct reader *r, int64_t after, int limit,
-    void (*fn)(void *, const struct reader_event *), void *arg,
+    int (*fn)(void *, const struct reader_event *), void *arg,
     char *err, size_t errlen)
 {
 	sqlite3_stmt *s = r->events;
@@ -121,7 +121,10 @@ reader_events(struct reader *r, int64_t after, int limit,
 		ev.at = sqlite3_column_int64(s, 5);
 		if (ev.type == NULL || ev.payload == NULL)
 			continue;
-		fn(arg, &ev);
+		if (fn(arg, &ev) == -1) {
+			rc = SQLITE_DONE;
+			break;
+		}
 		n++;
 	}
 	sqlite3_reset(s);

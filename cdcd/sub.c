@@ -69,3 +69,28 @@ sub_stalled(size_t buffered, int64_t progress_ms, int64_t now_ms, int64_t stall_
 {
 	return buffered > 0 && now_ms - progress_ms >= stall_ms;
 }
+
+void
+sub_turn_begin(struct sub_turn *t, size_t max_bytes, int64_t deadline_us)
+{
+	memset(t, 0, sizeof(*t));
+	t->max_bytes = max_bytes;
+	t->deadline_us = deadline_us;
+}
+
+bool
+sub_turn_more(struct sub_turn *t, int64_t now_us)
+{
+	if (t->events == 0)
+		return true;
+	if (t->bytes >= t->max_bytes || (now_us > 0 && now_us >= t->deadline_us))
+		t->spent = true;
+	return !t->spent;
+}
+
+void
+sub_turn_took(struct sub_turn *t, size_t bytes)
+{
+	t->events++;
+	t->bytes += bytes;
+}

@@ -180,10 +180,79 @@ START_TEST(slow_subscriber)
 }
 END_TEST
 
+/*
+ * A catch-up batch is checked before each event with the batch counted as
+ * output: it stops at the mark, and an event larger than the mark goes
+ * alone (the check before it passed with nothing buffered).
+ */
+START_TEST(catchup_batch)
+{
+	size_t hw = 1000, batch = 0, n = 0;
+
+	while (sub_can_send(batch, hw)) {
+		batch += 300;
+		n++;
+	}
+	ck_assert_uint_eq(n, 4);		/* 0, 300, 600, 900 < 1000 */
+	ck_assert_uint_lt(batch, hw + 300);	/* the mark plus one event */
+	ck_assert(sub_can_send(0, hw));		/* a 5000-byte event: alone */
+	ck_assert(!sub_can_send(0 + 5000, hw));
+	ck_assert(!sub_can_send(999 + 1, hw));
+}
+END_TEST
+
+/*
+ * A catch-up turn: its first event always goes, whatever it costs and
+ * whatever the clock says; after it, bytes and the deadline both hold or
+ * the turn is spent, for good.  A clock of 0 checks bytes only.
+ */
+START_TEST(catchup_turn)
+{
+	struct sub_turn t;
+	int i;
+
+	sub_turn_begin(&t, 1000, 5000);
+	ck_assert(sub_turn_more(&t, 999999));	/* first: past the deadline */
+	sub_turn_took(&t, 4000);		/* first: past the bytes */
+	ck_assert(!sub_turn_more(&t, 0));
+	ck_assert(t.spent);
+	ck_assert(!sub_turn_more(&t, 1));	/* spent stays spent */
+
+	sub_turn_begin(&t, 1000, 5000);
+	ck_assert(!t.spent);
+	sub_turn_took(&t, 999);
+	ck_assert(sub_turn_more(&t, 4999));
+	ck_assert(sub_turn_more(&t, 0));
+	ck_assert(!t.spent);
+	ck_assert(!sub_turn_more(&t, 5000));	/* the deadline */
+	ck_assert(t.spent);
+
+	sub_turn_begin(&t, 1000, 5000);
+	sub_turn_took(&t, 999);
+	sub_turn_took(&t, 1);
+	ck_assert(!sub_turn_more(&t, 1));	/* the bytes */
+	ck_assert_uint_eq(t.events, 2);
+
+	/* A filtered-out event costs no bytes but is the turn's first. */
+	sub_turn_begin(&t, 1000, 5000);
+	sub_turn_took(&t, 0);
+	ck_assert(sub_turn_more(&t, 0));
+	ck_assert(!sub_turn_more(&t, 6000));
+
+	/* Live fan-out runs on a turn without limits. */
+	sub_turn_begin(&t, SIZE_MAX, INT64_MAX);
+	for (i = 0; i < 1000; i++)
+		sub_turn_took(&t, 1 << 20);
+	ck_assert(sub_turn_more(&t, INT64_MAX - 1));
+	ck_assert(!t.spent);
+}
+END_TEST
+
 /* Hostile shapes: empty strings, NULL fields, a type list of one. */
 START_TEST(bad_input)
 {
 	struct sub_filter f = { 0 };
+	struct sub_turn t;
 	struct ring r;
 
 	f.types = calloc(1, sizeof(char *));
@@ -202,6 +271,11 @@ START_TEST(bad_input)
 	ck_assert_int_eq(r.n, 1);
 	ck_assert_int_eq(ring_after(&r, 0)->seq, 2);
 	ring_free(&r);
+	/* A zero budget: each turn takes its first event, and only that. */
+	sub_turn_begin(&t, 0, 0);
+	ck_assert(sub_turn_more(&t, 0));
+	sub_turn_took(&t, 0);
+	ck_assert(!sub_turn_more(&t, 0));
 }
 END_TEST
 
@@ -223,6 +297,8 @@ cdcd_unit_suite(void)
 	tcase_add_test(tc, reset_decisions);
 	tcase_add_test(tc, handover);
 	tcase_add_test(tc, slow_subscriber);
+	tcase_add_test(tc, catchup_batch);
+	tcase_add_test(tc, catchup_turn);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad input");
 	tcase_set_timeout(tc, 10);
