@@ -389,6 +389,7 @@ struct db_fill {
 	struct rpc_buf out;
 	int64_t last;
 	int n;
+	bool gap;	/* the next row was not last + 1: pruned meanwhile */
 };
 
 static int
@@ -396,6 +397,17 @@ db_fill_cb(void *arg, const struct reader_event *ev)
 {
 	struct db_fill *f = arg;
 	size_t before = f->out.sb.size;
+
+	/*
+	 * Seqs are contiguous but for what retention pruned (a prefix), and
+	 * the janitor may prune between the bounds check and this read: a
+	 * jump means the cursor fell behind the log (from 0 excepted: "the
+	 * whole retained log" starts wherever it starts).
+	 */
+	if (f->last > 0 && ev->seq != f->last + 1) {
+		f->gap = true;
+		return -1;
+	}
 
 	/* The batch counts as output: it stops at the mark, as the ring does. */
 	if (!sub_can_send(f->out0 + before, f->hw) ||
@@ -449,6 +461,13 @@ serve_db(struct sub *s, struct sub_turn *t, size_t hw)
 	    sizeof(err));
 	if (n == -1)
 		log_warnx("%s", err);
+	if (f.gap && f.last == s->cursor) {
+		rpc_buf_free(&f.out);
+		if (reader_bounds(&cd.rd, &head, &oldest) == -1)
+			return 0;
+		sub_reset(s, oldest, head);
+		return 1;
+	}
 	if (n <= 0) {
 		rpc_buf_free(&f.out);
 		return 0;
