@@ -37,14 +37,6 @@
 #define ACK_EVERY_MS	100	/* consumer.commit coalescing */
 #define CLOSE_GRACE_MS	2000	/* a closing subscriber's last chance to read */
 #define CATCHUP_TURN_US	10000	/* the longest catch-up turn, past its first event */
-/*
- * Output queued for subscribers is the heap's churn: once it stops for a
- * second, after at least a MiB, freed pages go back to the kernel (see
- * common/memtrim.h: after 100 subscribers of live load, 113 MiB of heap
- * held 6 MiB).
- */
-#define TRIM_QUIET_MS	1000
-#define TRIM_MIN_BYTES	(1024 * 1024)
 
 static const struct config_key cdcd_keys[] = {
 	{ "poll_ms", CONFIG_MS, "250",
@@ -879,7 +871,6 @@ ack_cb(evutil_socket_t fd, short what, void *arg)
 static void
 handle_stats(struct peer_req *req, void *arg)
 {
-	struct memtrim_stats mem;
 	struct rpc_buf b;
 	struct sub *s;
 	uint32_t n = 0;
@@ -888,7 +879,6 @@ handle_stats(struct peer_req *req, void *arg)
 	TAILQ_FOREACH(s, &cd.subs, entry)
 		if (s->subscribed)
 			n++;
-	memtrim_stats(&mem);
 	rpc_buf_init(&b);
 	msgpack_pack_map(&b.pk, 6);
 	rpc_pack_str(&b.pk, "subscribers");
@@ -920,11 +910,7 @@ handle_stats(struct peer_req *req, void *arg)
 	rpc_pack_kv_i64(&b.pk, "queued", (int64_t)cd.nqueued);
 	rpc_pack_kv_i64(&b.pk, "turns", (int64_t)cd.turns);
 	rpc_pack_kv_i64(&b.pk, "turns_cut", (int64_t)cd.turns_cut);
-	rpc_pack_str(&b.pk, "memory");
-	msgpack_pack_map(&b.pk, 3);
-	rpc_pack_kv_i64(&b.pk, "rss_kib", memtrim_rss_kib());
-	rpc_pack_kv_i64(&b.pk, "trims", (int64_t)mem.trims);
-	rpc_pack_kv_i64(&b.pk, "trimmed_kib", mem.trimmed_kib);
+	rpc_pack_memory(&b.pk);
 	rpc_pack_str(&b.pk, "events_per_s");
 	msgpack_pack_double(&b.pk, cd.events_per_s);
 	peer_reply(req, b.sb.data, b.sb.size);
@@ -1164,7 +1150,12 @@ main(int argc, char **argv)
 	aotime_tv(&tv, ACK_EVERY_MS);
 	event_add(cd.ack_ev, &tv);
 	cd.catchup_ev = evtimer_new(cd.base, catchup_cb, NULL);
-	memtrim_init(cd.base, TRIM_QUIET_MS, TRIM_MIN_BYTES);
+	/*
+	 * Output queued for subscribers is the heap's churn: once it stops
+	 * for a second, freed pages go back to the kernel (common/memtrim.h:
+	 * after 100 subscribers of live load, 113 MiB of heap held 6 MiB).
+	 */
+	memtrim_init(cd.base, MEMTRIM_QUIET_MS, MEMTRIM_MIN_BYTES);
 	cd.tick_ev = event_new(cd.base, -1, EV_PERSIST, tick_cb, NULL);
 	aotime_tv(&tv, 1000);
 	event_add(cd.tick_ev, &tv);

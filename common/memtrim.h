@@ -40,6 +40,9 @@
 struct event_base;
 
 #define MEMTRIM_MAX_WAIT	10	/* quiet periods a busy process may defer a trim */
+/* What the daemons use: a second of quiet, after a MiB of churn. */
+#define MEMTRIM_QUIET_MS	1000
+#define MEMTRIM_MIN_BYTES	(1024 * 1024)
 
 /*
  * Starts watching notes on base: quiet_ms (>= 1) is how long notes must

@@ -701,7 +701,7 @@ m_stats(struct peer_req *r, void *arg)
 	if (params(r, &p, &err) == -1 || done_params(r, &p, &err, 0) == -1)
 		return;
 	rpc_buf_init(&b);
-	msgpack_pack_map(&b.pk, 5);
+	msgpack_pack_map(&b.pk, 6);
 	rpc_pack_kv_bool(&b.pk, "storaged_connected", client_connected(ctx->storaged));
 	rpc_pack_str(&b.pk, "inputs");
 	msgpack_pack_map(&b.pk, 4);
@@ -720,6 +720,7 @@ m_stats(struct peer_req *r, void *arg)
 	rpc_pack_kv_i64(&b.pk, "sent", (int64_t)s->messages_sent);
 	rpc_pack_kv_i64(&b.pk, "failed", (int64_t)s->messages_failed);
 	rpc_pack_kv_i64(&b.pk, "max_sessions", ctx->cfg.max_sessions);
+	rpc_pack_memory(&b.pk);
 	peer_reply(r, b.sb.data, b.sb.size);
 	rpc_buf_free(&b);
 }

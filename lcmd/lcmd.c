@@ -13,6 +13,7 @@
 
 #include "common/daemon.h"
 #include "common/log.h"
+#include "common/memtrim.h"
 #include "lcmd/lcmd.h"
 
 #define DAY_MS (24LL * 60 * 60 * 1000)
@@ -136,6 +137,8 @@ main(int argc, char **argv)
 		lim.out_cap = 2 * lim.max_msg;
 	srv = server_new(base, fd, "lcmd", api_methods, NULL, &ctx, &lim);
 	sigs = daemon_signals(base);
+	/* Big messages and answers (session.list, observations) are the churn. */
+	memtrim_init(base, MEMTRIM_QUIET_MS, MEMTRIM_MIN_BYTES);
 	daemon_ready(&opts);
 	event_base_dispatch(base);
 
@@ -145,6 +148,7 @@ main(int argc, char **argv)
 	runtime_shutdown();
 	notify_free(ctx.notify);
 	messenger_free(ctx.messenger);
+	memtrim_shutdown();
 	daemon_signals_free(sigs);
 	event_base_free(base);
 	config_free(lcmd_keys, &ctx.cfg);

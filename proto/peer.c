@@ -12,6 +12,7 @@
 #include <event2/bufferevent.h>
 
 #include "common/aotime.h"
+#include "common/memtrim.h"
 #include "common/sendbatch.h"
 #include "common/xmalloc.h"
 #include "proto/scan.h"
@@ -94,6 +95,18 @@ peer_limits_default(struct peer_limits *l)
 }
 
 #define ZONE_CHUNK	1000	/* first msgpack zone chunk of a message */
+/*
+ * Big messages and buffers are the heap churn worth giving back once work
+ * stops (common/memtrim.h): they are noted, small ones are not.
+ */
+#define NOTE_BYTES	(64 * 1024)
+
+static void
+note_churn(size_t bytes)
+{
+	if (bytes >= NOTE_BYTES)
+		memtrim_note(bytes);
+}
 
 /* The peers with corked output, in the order they were first sent to. */
 static TAILQ_HEAD(, peer) batch = TAILQ_HEAD_INITIALIZER(batch);
@@ -252,6 +265,8 @@ peer_close(struct peer *p, const char *reason)
 	if (p->closed)
 		return;
 	p->closed = true;
+	/* What it held goes when it is freed: unread input, unsent output. */
+	note_churn(evbuffer_get_length(bufferevent_get_input(p->bev)) + outlen(p));
 	batch_leave(p);
 	partial_end(p);
 	if (p->corked_out != NULL)
@@ -514,6 +529,7 @@ peer_send(struct peer *p, const void *buf, size_t len)
 
 	if (peer_account(p, len) == -1)
 		return -1;
+	note_churn(len);
 	if ((cork = cork_target(p)) != NULL) {
 		if (evbuffer_add(cork, buf, len) == -1) {
 			peer_close(p, "evbuffer_add failed");
@@ -849,6 +865,7 @@ peer_dispatch(struct peer *p, size_t len)
 		fatalx("msgpack_zone_new failed");
 	r->raw = (char *)(r + 1);
 	evbuffer_remove(in, r->raw, len);
+	note_churn(len);
 	ur = msgpack_unpack(r->raw, len, &off, r->msg.zone, &r->msg.data);
 	if (ur != MSGPACK_UNPACK_SUCCESS || off != len) {
 		req_destroy(r);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/memtrim.h"
 #include "common/xmalloc.h"
 
 static const char *const rpc_code_names[] = {
@@ -687,4 +688,17 @@ void
 rpc_buf_free(struct rpc_buf *b)
 {
 	msgpack_sbuffer_destroy(&b->sb);
+}
+
+void
+rpc_pack_memory(msgpack_packer *pk)
+{
+	struct memtrim_stats mem;
+
+	memtrim_stats(&mem);
+	rpc_pack_str(pk, "memory");
+	msgpack_pack_map(pk, 3);
+	rpc_pack_kv_i64(pk, "rss_kib", memtrim_rss_kib());
+	rpc_pack_kv_i64(pk, "trims", (int64_t)mem.trims);
+	rpc_pack_kv_i64(pk, "trimmed_kib", mem.trimmed_kib);
 }

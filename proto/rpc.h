@@ -133,6 +133,11 @@ int rpc_obj_str(const msgpack_object *, char *buf, size_t buflen);
 
 /* Packing helpers.  A NULL string packs as nil. */
 void rpc_pack_str(msgpack_packer *, const char *);
+/*
+ * Packs the key "memory" and its map {rss_kib, trims, trimmed_kib}: this
+ * process's resident set and its heap trims (common/memtrim.h), for stats.
+ */
+void rpc_pack_memory(msgpack_packer *);
 void rpc_pack_strn(msgpack_packer *, const char *, size_t);
 void rpc_pack_kv_str(msgpack_packer *, const char *key, const char *val);
 void rpc_pack_kv_i64(msgpack_packer *, const char *key, int64_t val);

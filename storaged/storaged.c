@@ -22,6 +22,7 @@
 #include "common/aotime.h"
 #include "common/daemon.h"
 #include "common/log.h"
+#include "common/memtrim.h"
 #include "common/sendbatch.h"
 #include "common/xmalloc.h"
 #include "proto/server.h"
@@ -458,7 +459,7 @@ handle_stats(struct peer_req *req, void *arg)
 	if (peer_req_no_params(req) == -1)
 		return;
 	rpc_buf_init(&out);
-	msgpack_pack_map(&out.pk, 9);
+	msgpack_pack_map(&out.pk, 10);
 	rpc_pack_kv_i64(&out.pk, "connections", server_nconns(sd.srv));
 	rpc_pack_kv_i64(&out.pk, "commits", (int64_t)sd.commits);
 	rpc_pack_kv_i64(&out.pk, "writes", (int64_t)sd.writes);
@@ -468,6 +469,7 @@ handle_stats(struct peer_req *req, void *arg)
 	rpc_pack_kv_i64(&out.pk, "lock_timeouts", (int64_t)sd.lock_timeouts);
 	pack_wal(&out.pk);
 	stages_pack(&sd.stages, &out.pk);
+	rpc_pack_memory(&out.pk);
 	peer_reply(req, out.sb.data, out.sb.size);
 	rpc_buf_free(&out);
 }
@@ -586,6 +588,12 @@ main(int argc, char **argv)
 		sd.srv = server_new(sd.base, fd, "storaged", methods, &cbs, NULL, &lim);
 	}
 	sigs = daemon_signals(sd.base);
+	/*
+	 * Big messages (finished or not) and long answers are the churn:
+	 * 40 connections that each held 15 MiB of a message left 629 MB
+	 * resident after they closed, 5 MB after a trim.
+	 */
+	memtrim_init(sd.base, MEMTRIM_QUIET_MS, MEMTRIM_MIN_BYTES);
 	sd.janitor_ev = evtimer_new(sd.base, janitor_cb, NULL);
 	aotime_tv(&tv, 0);
 	evtimer_add(sd.janitor_ev, &tv);
@@ -614,6 +622,7 @@ main(int argc, char **argv)
 	}
 	server_free(sd.srv);
 	event_base_loop(sd.base, EVLOOP_NONBLOCK);
+	memtrim_shutdown();
 	daemon_signals_free(sigs);
 	event_free(sd.flush_ev);
 	event_free(sd.lock_ev);
