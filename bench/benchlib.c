@@ -1,9 +1,13 @@
 #include "bench/benchlib.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -13,6 +17,7 @@
 
 #include "common/aotime.h"
 #include "common/log.h"
+#include "common/sock.h"
 #include "common/xmalloc.h"
 #include "proto/client.h"
 
@@ -270,4 +275,120 @@ bench_write_storm(const char *sock, int nclients, int per_client, int window,
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	event_base_free(base);
 	free(w);
+}
+
+pid_t
+bench_daemon_start(const char *bin, const char *name, const char *data,
+    const char *run, const char *const extra[], const char *log)
+{
+	char exe[4096], a_data[4200], a_run[4200], a_fd[32], c;
+	const char *argv[32];
+	pid_t pid, self = getpid();
+	ssize_t n;
+	int p[2], fd, i, k = 0;
+
+	snprintf(exe, sizeof(exe), "%s/ao-%s", bin, name);
+	snprintf(a_data, sizeof(a_data), "--data-dir=%s", data);
+	snprintf(a_run, sizeof(a_run), "--runtime-dir=%s", run);
+	if (pipe(p) == -1)
+		fatal("pipe");
+	snprintf(a_fd, sizeof(a_fd), "--ready-fd=%d", p[1]);
+	argv[k++] = exe;
+	argv[k++] = a_data;
+	argv[k++] = a_run;
+	argv[k++] = a_fd;
+	for (i = 0; extra != NULL && extra[i] != NULL && k < 31; i++)
+		argv[k++] = extra[i];
+	argv[k] = NULL;
+	if ((pid = fork()) == -1)
+		fatal("fork");
+	if (pid == 0) {
+		close(p[0]);
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != self)
+			_exit(127);
+		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600)) != -1) {
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+		/* Not systemd's child: bind our own socket, notify nobody. */
+		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_PID");
+		unsetenv("LISTEN_FDNAMES");
+		unsetenv("NOTIFY_SOCKET");
+		execv(exe, (char *const *)argv);
+		dprintf(STDERR_FILENO, "exec %s: %s\n", exe, strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	do
+		n = read(p[0], &c, 1);
+	while (n == -1 && errno == EINTR);
+	close(p[0]);
+	if (n != 1)
+		fatalx("%s did not start: see %s", exe, log);
+	return pid;
+}
+
+void
+bench_daemon_stop(pid_t pid)
+{
+	int status;
+
+	kill(pid, SIGTERM);
+	if (waitpid(pid, &status, 0) == -1)
+		fatal("waitpid");
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fatalx("daemon %d did not exit cleanly (status %#x)", (int)pid, status);
+}
+
+long
+bench_rss_kib(pid_t pid, long *hwm)
+{
+	char path[64], line[256];
+	long rss = -1, v;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		fatal("%s", path);
+	if (hwm != NULL)
+		*hwm = -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "VmRSS: %ld kB", &v) == 1)
+			rss = v;
+		else if (hwm != NULL && sscanf(line, "VmHWM: %ld kB", &v) == 1)
+			*hwm = v;
+	}
+	fclose(f);
+	if (rss < 0)
+		fatalx("%s: no VmRSS", path);
+	return rss;
+}
+
+void
+bench_unfinished_messages(const char *sock, int nconn, size_t bytes)
+{
+	/* [0, 1, "ping", [{"x": str32 of 15 MiB …]] */
+	static const unsigned char head[] = { 0x94, 0x00, 0x01, 0xa4, 'p', 'i',
+		'n', 'g', 0x91, 0x81, 0xa1, 'x', 0xdb, 0x00, 0xf0, 0x00, 0x00 };
+	static char chunk[1 << 20];
+	char err[256];
+	size_t sent;
+	ssize_t w;
+	int *fd, i;
+
+	fd = xcalloc((size_t)nconn, sizeof(*fd));
+	for (i = 0; i < nconn; i++) {
+		if ((fd[i] = sock_connect_unix(sock, 0, err, sizeof(err))) == -1)
+			fatalx("%s", err);
+		if (write(fd[i], head, sizeof(head)) != (ssize_t)sizeof(head))
+			continue;	/* closed by the cap meanwhile */
+		for (sent = 0; sent < bytes; sent += (size_t)w)
+			if ((w = write(fd[i], chunk, bytes - sent < sizeof(chunk) ?
+			    bytes - sent : sizeof(chunk))) <= 0)
+				break;
+	}
+	for (i = 0; i < nconn; i++)
+		close(fd[i]);
+	free(fd);
 }

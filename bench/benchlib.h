@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "proto/bclient.h"
 #include "proto/rpc.h"
@@ -50,6 +51,26 @@ void bench_pack_update(struct rpc_buf *, const char *id, int *state);
  */
 void bench_write_storm(const char *sock, int nclients, int per_client, int window,
     int spc, char (*ids)[BENCH_ID_LEN], int *state, int64_t *t0, int64_t *t1);
+
+/*
+ * Starts BIN_DIR/ao-<name> --data-dir=DATA --runtime-dir=RUN --ready-fd=N
+ * and the NULL-terminated extra flags (extra may be NULL), its stderr
+ * appended to log, and waits for its readiness line.  The child dies with
+ * the benchmark (PR_SET_PDEATHSIG).  Returns its pid; exits on failure.
+ */
+pid_t bench_daemon_start(const char *bin, const char *name, const char *data,
+    const char *run, const char *const extra[], const char *log);
+/* SIGTERM, then waits; exits unless the daemon exited 0. */
+void bench_daemon_stop(pid_t);
+/* VmRSS of pid in KiB, and its peak (VmHWM) when hwm is not NULL. */
+long bench_rss_kib(pid_t, long *hwm);
+/*
+ * The hostile load of issue 10 item 3: nconn connections to sock, each
+ * sending bytes of a message that never finishes (a 15 MiB string), then
+ * closing.  The daemon's cap on unfinished bytes closes the oldest ones
+ * as they come; what is measured is the memory left afterwards.
+ */
+void bench_unfinished_messages(const char *sock, int nconn, size_t bytes);
 
 /* Raw baseline: n round trips of 32 bytes to an echoing child over a socketpair. */
 double bench_raw_rtt_us(int n);

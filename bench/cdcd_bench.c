@@ -199,71 +199,22 @@ child_setup(const char *name, bool out)
 	close(fd);
 }
 
-/*
- * Starts BIN_DIR/ao-<name> on the run's data and runtime dirs and waits for
- * its readiness line.
- */
+/* Starts BIN_DIR/ao-<name> on the run's data and runtime dirs. */
 static void
 daemon_start(const char *bin, const char *name, enum proc slot)
 {
-	char exe[4096], a_data[128], a_run[128], a_fd[32], c;
-	ssize_t n;
-	int p[2];
-	pid_t pid;
+	char data[64], run[64], logf[128];
 
-	snprintf(exe, sizeof(exe), "%s/ao-%s", bin, name);
-	snprintf(a_data, sizeof(a_data), "--data-dir=%s/data", bench.dir);
-	snprintf(a_run, sizeof(a_run), "--runtime-dir=%s/run", bench.dir);
-	if (pipe(p) == -1)
-		fatal("pipe");
-	if ((pid = fork()) == -1)
-		fatal("fork");
-	if (pid == 0) {
-		close(p[0]);
-		child_setup(name, false);
-		/* Not systemd's child: bind our own socket, notify nobody. */
-		unsetenv("LISTEN_FDS");
-		unsetenv("LISTEN_PID");
-		unsetenv("LISTEN_FDNAMES");
-		unsetenv("NOTIFY_SOCKET");
-		snprintf(a_fd, sizeof(a_fd), "--ready-fd=%d", p[1]);
-		execl(exe, exe, a_data, a_run, a_fd, (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	bench.pid[slot] = pid;
-	do
-		n = read(p[0], &c, 1);
-	while (n == -1 && errno == EINTR);
-	close(p[0]);
-	if (n != 1)
-		fatalx("%s did not start: see %s/%s.log", exe, bench.dir, name);
+	snprintf(data, sizeof(data), "%s/data", bench.dir);
+	snprintf(run, sizeof(run), "%s/run", bench.dir);
+	snprintf(logf, sizeof(logf), "%s/%s.log", bench.dir, name);
+	bench.pid[slot] = bench_daemon_start(bin, name, data, run, NULL, logf);
 }
 
 static void
 pack_update(struct rpc_buf *b, int sess)
 {
 	bench_pack_update(b, bench.ids[sess], &bench.activity[sess]);
-}
-
-/* VmRSS and VmHWM of pid, in KiB. */
-static void
-rss_kib(pid_t pid, long *rss, long *hwm)
-{
-	char path[64], line[256];
-	FILE *f;
-
-	*rss = *hwm = -1;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		fatal("%s", path);
-	while (fgets(line, sizeof(line), f) != NULL) {
-		sscanf(line, "VmRSS: %ld kB", rss);
-		sscanf(line, "VmHWM: %ld kB", hwm);
-	}
-	fclose(f);
-	if (*rss < 0 || *hwm < 0)
-		fatalx("%s: no VmRSS or VmHWM", path);
 }
 
 /* CPU time (user + system) of pid, or of this process for 0, in ms. */
@@ -1525,7 +1476,7 @@ main(int argc, char **argv)
 	daemon_start(argv[1], "cdcd", PROC_CDCD);
 	snprintf(rsock, sizeof(rsock), "%s/run/cdcd.sock", bench.dir);
 	nanosleep(&settle, NULL);
-	rss_kib(bench.pid[PROC_CDCD], &idle, &idle_hwm);
+	idle = bench_rss_kib(bench.pid[PROC_CDCD], &idle_hwm);
 
 	readers_start();
 	cdc_subscribe(rsock);
@@ -1552,7 +1503,7 @@ main(int argc, char **argv)
 	raw50 = raw50r[i];
 	raw99 = raw99r[i];
 	nanosleep(&after_load, NULL);
-	rss_kib(bench.pid[PROC_CDCD], &rss, &hwm);
+	rss = bench_rss_kib(bench.pid[PROC_CDCD], &hwm);
 	proc_stop(PROC_CDCD);
 	proc_stop(PROC_STORAGED);
 

@@ -12,3 +12,6 @@ echo "## storaged"
 echo
 echo "## cdcd"
 "$bench_dir/cdcd_bench" "$bin_dir"
+echo
+echo "## lcmd"
+"$bench_dir/lcmd_bench" "$bin_dir"

@@ -54,6 +54,9 @@
 #define RTT_N		20000
 #define CALL_MS		10000
 #define SETTLE_MS	300		/* before reading the idle RSS */
+#define TRIM_WAIT_MS	3000		/* after load: kept buffers go after 1 s, a trim 1 s later */
+#define BIG_CONNS	40		/* connections holding an unfinished message */
+#define BIG_BYTES	(15u << 20)	/* what each sends of it */
 
 static struct {
 	char dir[32];		/* the temporary directory of the run */
@@ -86,64 +89,26 @@ cleanup(void)
 
 /*
  * Starts BIN_DIR/ao-storaged on data dir `data` (sockets in data/run, stderr
- * to data.log) with one extra flag (or NULL) and waits for its readiness
- * line.  Fills sock.
+ * to data.log) with one extra flag (or NULL).  Fills sock.
  */
 static void
 storaged_start(const char *bin, const char *data, const char *extra, char *sock,
     size_t socklen)
 {
-	char exe[4096], a_data[4200], a_run[4200], a_fd[32], logf[4200], c;
-	ssize_t n;
-	int p[2], fd;
-	pid_t pid;
+	const char *const flags[] = { extra, NULL };
+	char run[128], logf[128];
 
-	snprintf(exe, sizeof(exe), "%s/ao-storaged", bin);
-	snprintf(a_data, sizeof(a_data), "--data-dir=%s", data);
-	snprintf(a_run, sizeof(a_run), "--runtime-dir=%s/run", data);
+	snprintf(run, sizeof(run), "%s/run", data);
 	snprintf(logf, sizeof(logf), "%s.log", data);
 	snprintf(sock, socklen, "%s/run/storaged.sock", data);
-	if (pipe(p) == -1)
-		fatal("pipe");
-	if ((pid = fork()) == -1)
-		fatal("fork");
-	if (pid == 0) {
-		close(p[0]);
-		if ((fd = open(logf, O_WRONLY | O_CREAT | O_APPEND, 0600)) != -1) {
-			dup2(fd, STDERR_FILENO);
-			close(fd);
-		}
-		/* Not systemd's child: bind our own socket, notify nobody. */
-		unsetenv("LISTEN_FDS");
-		unsetenv("LISTEN_PID");
-		unsetenv("LISTEN_FDNAMES");
-		unsetenv("NOTIFY_SOCKET");
-		snprintf(a_fd, sizeof(a_fd), "--ready-fd=%d", p[1]);
-		execl(exe, exe, a_data, a_run, a_fd, extra, (char *)NULL);
-		dprintf(STDERR_FILENO, "exec %s: %s\n", exe, strerror(errno));
-		_exit(127);
-	}
-	close(p[1]);
-	bench.daemon = pid;
-	do
-		n = read(p[0], &c, 1);
-	while (n == -1 && errno == EINTR);
-	close(p[0]);
-	if (n != 1)
-		fatalx("%s did not start: see %s", exe, logf);
+	bench.daemon = bench_daemon_start(bin, "storaged", data, run, flags, logf);
 }
 
 static void
 storaged_stop(void)
 {
-	int status;
-
-	kill(bench.daemon, SIGTERM);
-	if (waitpid(bench.daemon, &status, 0) == -1)
-		fatal("waitpid");
+	bench_daemon_stop(bench.daemon);
 	bench.daemon = -1;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		fatalx("ao-storaged did not exit cleanly (status %#x)", status);
 }
 
 static int64_t
@@ -445,24 +410,6 @@ proc_usage(pid_t pid, struct usage *u)
 	u->cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static long
-rss_kib(pid_t pid)
-{
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		fatal("%s", path);
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	if (kib < 0)
-		fatalx("%s: no VmRSS", path);
-	return kib;
-}
 
 int
 main(int argc, char **argv)
@@ -474,8 +421,10 @@ main(int argc, char **argv)
 	struct lat_round rounds[LAT_ROUNDS], *med;
 	struct usage u0, u1;
 	struct timespec settle = { 0, SETTLE_MS * 1000000L };
+	struct timespec trim_wait = { TRIM_WAIT_MS / 1000,
+		(TRIM_WAIT_MS % 1000) * 1000000L };
 	sqlite3 *raw;
-	long rss;
+	long rss_idle, rss_after, rss_peak;
 	int i;
 
 	log_init("storaged_bench", 0);
@@ -514,6 +463,8 @@ main(int argc, char **argv)
 	snprintf(data, sizeof(data), "%s/srv", bench.dir);
 	storaged_start(argv[1], data, NULL, sock, sizeof(sock));
 	bench_populate(sock, bench.ids, NSESS);
+	nanosleep(&settle, NULL);
+	rss_idle = bench_rss_kib(bench.daemon, NULL);
 	storaged_stats(sock, &c0, &n0, &h0);
 	proc_usage(bench.daemon, &u0);
 	w8 = storaged_writes_per_s(sock);
@@ -525,8 +476,10 @@ main(int argc, char **argv)
 	for (i = 0; i < LAT_ROUNDS; i++)
 		latency_round(sock, raw, &rounds[i]);
 	wal_peak = wal_peak_kib(sock, data);
-	nanosleep(&settle, NULL);
-	rss = rss_kib(bench.daemon);
+	/* And the hostile one: big messages that never finish. */
+	bench_unfinished_messages(sock, BIG_CONNS, BIG_BYTES);
+	nanosleep(&trim_wait, NULL);
+	rss_after = bench_rss_kib(bench.daemon, &rss_peak);
 	storaged_stop();
 	if (sqlite3_close(raw) != SQLITE_OK)
 		fatalx("closing %s", db);
@@ -581,7 +534,10 @@ main(int argc, char **argv)
 	    "latency p50 / p99 / p99.9 / WAL high-water mark | %.0f /s / %.1f / "
 	    "%.1f / %.1f us / %lld KiB |\n", w8_inline, p50_inline, p99_inline,
 	    p999_inline, (long long)wal_peak_inline);
-	printf("| storaged RSS after the run, idle | %ld KiB |\n", rss);
+	printf("| storaged VmRSS idle / after the load (writes, then %d "
+	    "connections each holding %u MiB of an unfinished message), %.1f s "
+	    "later / peak | %ld / %ld / %ld KiB |\n", BIG_CONNS, BIG_BYTES >> 20,
+	    TRIM_WAIT_MS / 1000.0, rss_idle, rss_after, rss_peak);
 	printf("BENCH storaged_writes_per_s_8c %.0f updates/s\n", w8);
 	printf("BENCH storaged_writes_per_commit_8c %.1f writes\n", per);
 	printf("BENCH storaged_cpu_us_per_write_8c %.1f us\n", cpu);
@@ -605,6 +561,8 @@ main(int argc, char **argv)
 	printf("BENCH write_latency_p999_us_inline_checkpoint %.1f us\n", p999_inline);
 	printf("BENCH wal_peak_kib_inline_checkpoint %lld KiB\n",
 	    (long long)wal_peak_inline);
-	printf("BENCH rss_kib_storaged_idle %ld KiB\n", rss);
+	printf("BENCH rss_kib_storaged_idle %ld KiB\n", rss_idle);
+	printf("BENCH rss_kib_storaged_after_load %ld KiB\n", rss_after);
+	printf("BENCH rss_kib_storaged_peak %ld KiB\n", rss_peak);
 	return 0;
 }

@@ -88,10 +88,13 @@ struct pending {
 /*
  * Answered pendings are kept for reuse, answer buffer included: a fresh
  * one cost a calloc and an 8 KiB buffer per write.  Bounded in count and
- * in what a kept buffer may hold.
+ * in what a kept buffer may hold, and let go a second after the last
+ * commit (1024 of them hold 8 MiB: after load, storaged stayed at twice
+ * its idle size).
  */
 #define PENDING_KEEP		1024
 #define PENDING_KEEP_BYTES	(64 * 1024)
+#define PENDING_KEEP_MS		1000
 
 static TAILQ_HEAD(, pending) pending_free = TAILQ_HEAD_INITIALIZER(pending_free);
 static unsigned npending_free;
@@ -114,6 +117,23 @@ pending_get(struct peer_req *req, const struct api_method *m)
 	p->rc = 0;
 	rpc_error_clear(&p->err);
 	return p;
+}
+
+/* Frees every kept pending. */
+static void
+pending_release(void)
+{
+	struct pending *p;
+	size_t bytes = 0;
+
+	while ((p = TAILQ_FIRST(&pending_free)) != NULL) {
+		TAILQ_REMOVE(&pending_free, p, entry);
+		bytes += p->out.sb.alloc + sizeof(*p);
+		rpc_buf_free(&p->out);
+		free(p);
+	}
+	npending_free = 0;
+	memtrim_note(bytes);
 }
 
 static void
@@ -181,6 +201,8 @@ static struct {
 	struct event *flush_ev;
 	struct event *janitor_ev;
 	struct event *lock_ev;	/* the next try for a lock another holds */
+	struct event *idle_ev;	/* lets the kept pendings go after a burst */
+	int64_t last_flush_ms;
 	unsigned lock_tries;	/* of the batch's BEGIN; 0 when not waiting */
 	struct checkpoint *ckpt;
 	int64_t last_head;
@@ -359,6 +381,31 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 		checkpoint_disk_full(sd.ckpt);
 	}
 	checkpoint_after_commit(sd.ckpt);
+	sd.last_flush_ms = aotime_mono_ms();
+	if (!evtimer_pending(sd.idle_ev, NULL)) {
+		struct timeval tv;
+
+		aotime_tv(&tv, PENDING_KEEP_MS);
+		evtimer_add(sd.idle_ev, &tv);
+	}
+}
+
+/* A second after the last commit: the kept pendings go. */
+static void
+idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int64_t left = sd.last_flush_ms + PENDING_KEEP_MS - aotime_mono_ms();
+	struct timeval tv;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (left > 0) {
+		aotime_tv(&tv, left);
+		evtimer_add(sd.idle_ev, &tv);
+		return;
+	}
+	pending_release();
 }
 
 static void
@@ -518,7 +565,6 @@ main(int argc, char **argv)
 	struct peer_limits lim;
 	struct daemon_signals *sigs;
 	struct timeval tv;
-	struct pending *p;
 	char path[PATH_MAX + 8], err[512];
 	int perm, fd, i, n;
 
@@ -562,6 +608,7 @@ main(int argc, char **argv)
 	sd.flush_ev = event_new(sd.base, -1, 0, flush_cb, NULL);
 	event_priority_set(sd.flush_ev, 2);
 	sd.lock_ev = evtimer_new(sd.base, flush_cb, NULL);
+	sd.idle_ev = evtimer_new(sd.base, idle_cb, NULL);
 	event_priority_set(sd.lock_ev, 2);
 
 	for (n = 0; api_method_at(n) != NULL; n++)
@@ -626,15 +673,12 @@ main(int argc, char **argv)
 	daemon_signals_free(sigs);
 	event_free(sd.flush_ev);
 	event_free(sd.lock_ev);
+	event_free(sd.idle_ev);
 	event_free(sd.janitor_ev);
 	event_base_free(sd.base);
 	checkpoint_stop(sd.ckpt);
 	store_close(&sd.st);
-	while ((p = TAILQ_FIRST(&pending_free)) != NULL) {
-		TAILQ_REMOVE(&pending_free, p, entry);
-		rpc_buf_free(&p->out);
-		free(p);
-	}
+	pending_release();
 	free(methods);
 	daemon_opts_free(&opts);
 	return 0;
