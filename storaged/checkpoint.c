@@ -50,6 +50,8 @@
 #define CKPT_LOG_EVERY_MS	60000	/* repeated warnings, at most this often */
 #define CKPT_WRITER_RETRY_MS	100	/* the writer's passes after a failed one */
 
+enum { CKPT_WARN_FAILED, CKPT_WARN_BEHIND, CKPT_WARN_HELD, CKPT_WARN_KINDS };
+
 const char *
 checkpoint_mode_name(enum ckpt_mode m)
 {
@@ -71,22 +73,41 @@ checkpoint_next(const struct ckpt_state *s, int64_t now_ms)
 {
 	if (now_ms < s->retry_at_ms)
 		return CKPT_NONE;
-	/* Passes of a quarter wake at least: each one costs an fsync. */
+	/*
+	 * Passes of a quarter wake at least: each one costs an fsync.  None
+	 * once the writer's RESTART is due: it would only make it wait.
+	 */
 	if (s->frames >= s->wake_frames &&
-	    s->frames >= s->seen_frames + (s->wake_frames + 3) / 4)
+	    s->frames >= s->seen_frames + (s->wake_frames + 3) / 4 &&
+	    !checkpoint_writer_due(s, now_ms))
 		return CKPT_PASSIVE;
 	if (!s->wal_empty && now_ms - s->last_commit_ms >= s->interval_ms)
 		return CKPT_TRUNCATE;
 	return CKPT_NONE;
 }
 
+int64_t
+checkpoint_wait_ms(const struct ckpt_state *s, int64_t now_ms)
+{
+	int64_t wait = s->interval_ms;
+
+	if (!s->wal_empty && s->last_commit_ms + s->interval_ms - now_ms < wait)
+		wait = s->last_commit_ms + s->interval_ms - now_ms;
+	if (s->retry_at_ms > now_ms && s->retry_at_ms - now_ms > wait)
+		wait = s->retry_at_ms - now_ms;
+	return wait < 1 ? 1 : wait;
+}
+
 void
 checkpoint_done(struct ckpt_state *s, enum ckpt_mode m, int rc,
-    int64_t frames_at_start, int64_t now_ms)
+    int64_t frames_at_start, uint64_t commits_at_start, int64_t now_ms)
 {
 	if (m == CKPT_TRUNCATE && rc == SQLITE_OK) {
-		s->frames = s->seen_frames = 0;
-		s->wal_empty = true;
+		/* A commit right after it has its own frames: leave them. */
+		if (s->commits == commits_at_start) {
+			s->frames = s->seen_frames = s->writer_mark = 0;
+			s->wal_empty = true;
+		}
 		return;
 	}
 	/* A passive pass has nothing more to do until the next commits. */
@@ -103,7 +124,10 @@ checkpoint_writer_due(const struct ckpt_state *s, int64_t now_ms)
 		return false;
 	if (s->disk_full)
 		return true;
-	return s->frames >= s->limit_frames && s->frames > s->writer_mark;
+	/* After a RESTART a reader held back: again a quarter wake later. */
+	return s->frames > 0 && s->frames >= s->limit_frames &&
+	    (s->writer_mark == 0 ||
+	    s->frames >= s->writer_mark + (s->wake_frames + 3) / 4);
 }
 
 void
@@ -114,8 +138,9 @@ checkpoint_writer_done(struct ckpt_state *s, int rc, int64_t now_ms)
 		s->disk_full = false;
 		return;
 	}
-	/* A reader holds the log back, or there is no space for ao.db either. */
-	s->writer_at_ms = now_ms + CKPT_WRITER_RETRY_MS;
+	/* No space for ao.db either, an I/O error: not before 100 ms. */
+	if (rc != SQLITE_BUSY)
+		s->writer_at_ms = now_ms + CKPT_WRITER_RETRY_MS;
 }
 
 void
@@ -124,12 +149,15 @@ checkpoint_commit(struct ckpt_state *s, int64_t frames, int64_t now_ms)
 	if (frames < s->frames)
 		s->seen_frames = s->writer_mark = 0;	/* the log started over */
 	/* A commit went through while writes were failing: space is back. */
-	if (s->disk_full)
+	if (s->disk_full) {
+		s->disk_full = false;
 		s->writer_at_ms = 0;
+	}
 	s->frames = frames;
 	s->last_commit_ms = now_ms;
 	s->wal_empty = false;
 	s->retry_at_ms = 0;
+	s->commits++;
 }
 
 struct checkpoint {
@@ -147,20 +175,27 @@ struct checkpoint {
 	struct ckpt_state st;
 	int64_t thread_copied;	/* frames the thread's last pass reached */
 	struct checkpoint_stats stats;	/* for stats, under mu */
-	int64_t warned_ms;	/* the last rate-limited warning */
-	uint64_t unwarned;	/* failures since then */
+	int64_t prev_frames;	/* before the last commit */
+	struct {
+		int64_t at_ms;		/* the last of this kind, 0: none */
+		uint64_t held;		/* held back since */
+	} warned[CKPT_WARN_KINDS];	/* rate-limited, each kind apart */
 };
 
 /* Under c->mu: the limits from the configuration and the free disk space. */
 static void
 ckpt_limits(struct checkpoint *c, int64_t wal_bytes, int64_t free_bytes)
 {
-	int64_t limit = c->cfg_limit_bytes;
+	int64_t limit = c->cfg_limit_bytes, room;
 
-	if (free_bytes >= 0 && wal_bytes + free_bytes / 2 < limit)
-		limit = wal_bytes + free_bytes / 2;
-	if (limit < CKPT_LIMIT_FLOOR)
-		limit = CKPT_LIMIT_FLOOR;
+	/* Free space lowers the limit, never below the floor nor raises it. */
+	if (free_bytes >= 0) {
+		room = wal_bytes + free_bytes / 2;
+		if (room < CKPT_LIMIT_FLOOR)
+			room = CKPT_LIMIT_FLOOR;
+		if (room < limit)
+			limit = room;
+	}
 	c->stats.limit_bytes = limit;
 	c->st.limit_frames = limit / c->frame_bytes;
 	c->st.wake_frames = c->cfg_pages;
@@ -188,21 +223,22 @@ free_space(const char *dir)
 	return (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
 }
 
-/* Under c->mu: a warning at most every CKPT_LOG_EVERY_MS, with a count. */
+/* Under c->mu: a warning of a kind at most every CKPT_LOG_EVERY_MS. */
 static void
-ckpt_warn(struct checkpoint *c, const char *what, int64_t now_ms)
+ckpt_warn(struct checkpoint *c, int kind, const char *what, int64_t now_ms)
 {
-	if (c->warned_ms != 0 && now_ms - c->warned_ms < CKPT_LOG_EVERY_MS) {
-		c->unwarned++;
+	if (c->warned[kind].at_ms != 0 &&
+	    now_ms - c->warned[kind].at_ms < CKPT_LOG_EVERY_MS) {
+		c->warned[kind].held++;
 		return;
 	}
-	if (c->unwarned > 0)
-		log_warnx("%s (and %llu more since the last warning)", what,
-		    (unsigned long long)c->unwarned);
+	if (c->warned[kind].held > 0)
+		log_warnx("%s (and %llu more like it since the last)", what,
+		    (unsigned long long)c->warned[kind].held);
 	else
 		log_warnx("%s", what);
-	c->warned_ms = now_ms;
-	c->unwarned = 0;
+	c->warned[kind].at_ms = now_ms;
+	c->warned[kind].held = 0;
 }
 
 /*
@@ -217,15 +253,30 @@ ckpt_pass(struct checkpoint *c, sqlite3 *db, enum ckpt_mode m, bool in_writer)
 		[CKPT_RESTART] = SQLITE_CHECKPOINT_RESTART,
 		[CKPT_TRUNCATE] = SQLITE_CHECKPOINT_TRUNCATE,
 	};
-	int64_t t0, us, now, wal, avail, frames;
+	int64_t t0, us, now, wal, avail, frames, before;
+	uint64_t commits;
+	bool wait;
 	int rc, nlog = -1, nckpt = -1;
 	char msg[256];
 
+	/*
+	 * The writer waits for a pass of the thread in progress only when
+	 * the WAL is past twice its limit; short of that, the next commit
+	 * tries again, so the loop rarely waits for the thread's fsync.
+	 */
 	pthread_mutex_lock(&c->mu);
 	frames = c->st.frames;
+	wait = !in_writer || c->st.disk_full || frames >= 2 * c->st.limit_frames;
 	pthread_mutex_unlock(&c->mu);
-
-	pthread_mutex_lock(&c->run_mu);
+	if (wait)
+		pthread_mutex_lock(&c->run_mu);
+	else if (pthread_mutex_trylock(&c->run_mu) != 0)
+		return;
+	pthread_mutex_lock(&c->mu);
+	frames = c->st.frames;
+	commits = c->st.commits;
+	before = c->prev_frames;
+	pthread_mutex_unlock(&c->mu);
 	t0 = aotime_mono_us();
 	rc = sqlite3_wal_checkpoint_v2(db, "main", modes[m], &nlog, &nckpt);
 	us = aotime_mono_us() - t0;
@@ -238,7 +289,7 @@ ckpt_pass(struct checkpoint *c, sqlite3 *db, enum ckpt_mode m, bool in_writer)
 	if (in_writer)
 		checkpoint_writer_done(&c->st, rc & 0xff, now);
 	else
-		checkpoint_done(&c->st, m, rc & 0xff, frames, now);
+		checkpoint_done(&c->st, m, rc & 0xff, frames, commits, now);
 	c->stats.runs++;
 	if (in_writer)
 		c->stats.in_writer++;
@@ -259,7 +310,7 @@ ckpt_pass(struct checkpoint *c, sqlite3 *db, enum ckpt_mode m, bool in_writer)
 			    "and a reader on an old snapshot or another process's "
 			    "lock keeps it from starting over", (long long)frames,
 			    (long long)(frames * c->frame_bytes / 1024));
-			ckpt_warn(c, msg, now);
+			ckpt_warn(c, CKPT_WARN_HELD, msg, now);
 		}
 	} else if (rc != SQLITE_OK) {
 		c->stats.failed++;
@@ -267,14 +318,18 @@ ckpt_pass(struct checkpoint *c, sqlite3 *db, enum ckpt_mode m, bool in_writer)
 		    sqlite3_errstr(rc));
 		snprintf(msg, sizeof(msg), "WAL checkpoint (%s) failed: %s",
 		    checkpoint_mode_name(m), sqlite3_errstr(rc));
-		ckpt_warn(c, msg, now);
-	} else if (in_writer && nckpt - c->thread_copied > c->st.limit_frames / 2) {
-		/* The thread copied less than half: it is not keeping up. */
+		ckpt_warn(c, CKPT_WARN_FAILED, msg, now);
+	} else if (in_writer && before >= c->st.wake_frames &&
+	    nckpt - c->thread_copied > c->st.limit_frames / 2) {
+		/*
+		 * The thread copied less than half though it had been due
+		 * (not one big commit that crossed the limit): behind.
+		 */
 		snprintf(msg, sizeof(msg), "WAL checkpoint lagging: storaged "
 		    "copied %lld of %d frames itself (%lld ms): the checkpoint "
 		    "thread is not keeping up", (long long)(nckpt -
 		    c->thread_copied), nlog, (long long)(us / 1000));
-		ckpt_warn(c, msg, now);
+		ckpt_warn(c, CKPT_WARN_BEHIND, msg, now);
 	}
 	if (!in_writer && m == CKPT_PASSIVE && rc == SQLITE_OK)
 		c->thread_copied = nckpt;
@@ -298,8 +353,8 @@ checkpoint_main(void *arg)
 	while (!c->stop) {
 		m = checkpoint_next(&c->st, aotime_mono_ms());
 		if (m == CKPT_NONE) {
-			wait_ms = c->st.interval_ms;
-			clock_gettime(CLOCK_REALTIME, &ts);
+			wait_ms = checkpoint_wait_ms(&c->st, aotime_mono_ms());
+			clock_gettime(CLOCK_MONOTONIC, &ts);
 			ts.tv_sec += wait_ms / 1000;
 			ts.tv_nsec += (wait_ms % 1000) * 1000000;
 			if (ts.tv_nsec >= 1000000000) {
@@ -328,6 +383,7 @@ ckpt_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	pthread_mutex_lock(&c->mu);
 	if (frames < c->st.frames)
 		c->thread_copied = 0;
+	c->prev_frames = c->st.frames;
 	checkpoint_commit(&c->st, frames, aotime_mono_ms());
 	c->stats.frames = frames;
 	if (frames > c->stats.peak_frames)
@@ -361,7 +417,15 @@ checkpoint_start(sqlite3 *writer, const char *path, const struct storaged_config
 
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->run_mu, NULL);
-	pthread_cond_init(&c->cv, NULL);
+	{
+		pthread_condattr_t ca;
+
+		/* Waits on the monotonic clock, like every other time here. */
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&c->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	c->writer = writer;
 	c->wal_path = xasprintf("%s-wal", path);
 	c->dir = xstrdup(path);
@@ -462,6 +526,8 @@ checkpoint_get_stats(struct checkpoint *c, struct checkpoint_stats *out)
 void
 checkpoint_stop(struct checkpoint *c)
 {
+	int rc;
+
 	if (c == NULL)
 		return;
 	if (c->started) {
@@ -472,8 +538,11 @@ checkpoint_stop(struct checkpoint *c)
 		pthread_join(c->thread, NULL);
 		sqlite3_wal_hook(c->writer, NULL, NULL);
 		/* Leave a small WAL behind: the next start has less to recover. */
-		sqlite3_wal_checkpoint_v2(c->db, "main", SQLITE_CHECKPOINT_TRUNCATE,
-		    NULL, NULL);
+		rc = sqlite3_wal_checkpoint_v2(c->db, "main",
+		    SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+		if (rc != SQLITE_OK)
+			log_warnx("WAL checkpoint at exit (truncate): %s",
+			    sqlite3_errstr(rc));
 	}
 	ckpt_free(c);
 }

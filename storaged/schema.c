@@ -310,67 +310,118 @@ in_list(const char *p, const char **end)
 	}
 }
 
+/* Past the blanks at p. */
+static const char *
+skip_blanks(const char *p)
+{
+	while (isspace((unsigned char)*p))
+		p++;
+	return p;
+}
+
+/* Past a bare name at p (letters, digits, _; not a digit first), or p. */
+static const char *
+skip_name(const char *p)
+{
+	const char *q = p;
+
+	if (!isalpha((unsigned char)*q) && *q != '_')
+		return p;
+	while (isalnum((unsigned char)*q) || *q == '_')
+		q++;
+	return q;
+}
+
+/* Past what is not SQL at p: a quoted literal or name, a comment; or p. */
+static const char *
+skip_opaque(const char *p)
+{
+	const char *q;
+	char c = *p;
+
+	if (c == '\'' || c == '"' || c == '`') {
+		for (q = p + 1; *q != '\0'; q++)
+			if (*q == c && *++q != c)
+				return q;
+		return q;
+	}
+	if (p[0] == '-' && p[1] == '-')
+		return p + strcspn(p, "\n");
+	if (p[0] == '/' && p[1] == '*')
+		return (q = strstr(p + 2, "*/")) != NULL ? q + 2 : p + strlen(p);
+	return p;
+}
+
+/*
+ * If p starts "CHECK (name IN ('a', 'b', 'c'…))" with three literals or
+ * more, writes "CHECK ((name = 'a' OR …))" to f and returns the end of the
+ * match; else NULL.  Only that form: NOT IN, COLLATE, an expression or an
+ * operator next to the list would change meaning.
+ */
+static const char *
+check_in_list(const char *p, FILE *f)
+{
+	const char *name, *name_end, *lst, *end, *q, *v;
+	int n;
+
+	if (strncasecmp(p, "CHECK", 5) != 0 || skip_name(p) != p + 5)
+		return NULL;
+	q = skip_blanks(p + 5);
+	if (*q++ != '(')
+		return NULL;
+	name = skip_blanks(q);
+	if ((name_end = skip_name(name)) == name)
+		return NULL;
+	q = skip_blanks(name_end);
+	if (strncasecmp(q, "IN", 2) != 0 || skip_name(q) != q + 2)
+		return NULL;
+	lst = skip_blanks(q + 2);
+	if ((n = in_list(lst, &end)) <= 2)
+		return NULL;
+	end = skip_blanks(end);
+	if (*end++ != ')')
+		return NULL;
+	fputs("CHECK ((", f);
+	for (q = lst + 1; n > 0; n--) {
+		while (isspace((unsigned char)*q) || *q == ',')
+			q++;
+		v = q;
+		q = skip_opaque(q);
+		fwrite(name, (size_t)(name_end - name), 1, f);
+		fputs(" = ", f);
+		fwrite(v, (size_t)(q - v), 1, f);
+		if (n > 1)
+			fputs(" OR ", f);
+	}
+	fputs("))", f);
+	return end;
+}
+
 char *
 schema_in_to_or(const char *sql)
 {
-	const char *p = sql, *w, *lst, *end, *q;
+	const char *p = sql, *q;
 	size_t len = 0;
 	char *b = NULL;
 	FILE *f;
-	int n;
 
 	if ((f = open_memstream(&b, &len)) == NULL)
 		fatal("open_memstream");
 	while (*p != '\0') {
-		/* A bare name, blanks, IN, blanks, a list of 3+ literals. */
-		if ((isalpha((unsigned char)*p) || *p == '_') && (p == sql ||
-		    !(isalnum((unsigned char)p[-1]) || p[-1] == '_' ||
-		    p[-1] == '.'))) {
-			for (w = p; isalnum((unsigned char)*w) || *w == '_'; w++)
-				;
-			for (q = w; isspace((unsigned char)*q); q++)
-				;
-			if (q > w && strncasecmp(q, "IN", 2) == 0 &&
-			    !(isalnum((unsigned char)q[2]) || q[2] == '_')) {
-				for (lst = q + 2; isspace((unsigned char)*lst); lst++)
-					;
-				if ((n = in_list(lst, &end)) > 2) {
-					fwrite("(", 1, 1, f);
-					for (q = lst + 1; n > 0; n--) {
-						const char *v, *ve;
-
-						while (isspace((unsigned char)*q) || *q == ',')
-							q++;
-						for (v = q, q++; *q != '\0'; q++)
-							if (*q == '\'' && *++q != '\'')
-								break;
-						ve = q;
-						fwrite(p, (size_t)(w - p), 1, f);
-						fwrite(" = ", 3, 1, f);
-						fwrite(v, (size_t)(ve - v), 1, f);
-						if (n > 1)
-							fwrite(" OR ", 4, 1, f);
-					}
-					fwrite(")", 1, 1, f);
-					p = end;
-					continue;
-				}
-			}
-			fwrite(p, (size_t)(w - p), 1, f);
-			p = w;
-			continue;
-		}
-		/* A string literal is copied whole: its text is not SQL. */
-		if (*p == '\'') {
-			for (q = p + 1; *q != '\0'; q++)
-				if (*q == '\'' && *++q != '\'')
-					break;
+		if ((q = skip_opaque(p)) != p) {
 			fwrite(p, (size_t)(q - p), 1, f);
 			p = q;
-			continue;
-		}
-		fwrite(p, 1, 1, f);
-		p++;
+		} else if ((q = skip_name(p)) != p) {
+			const char *end = check_in_list(p, f);
+
+			if (end != NULL)
+				p = end;
+			else {
+				fwrite(p, (size_t)(q - p), 1, f);
+				p = q;
+			}
+		} else
+			fputc(*p++, f);
 	}
 	if (fclose(f) != 0)
 		fatal("open_memstream");
@@ -386,51 +437,74 @@ static int
 migrate_in_lists(sqlite3 *db, char **msg)
 {
 	sqlite3_stmt *sel = NULL, *upd = NULL;
+	sqlite3 *check = NULL;
 	char sql[64];
-	int rc, version = 0;
+	int rc, version = -1;
 
-	rc = sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &sel, NULL);
-	if (rc == SQLITE_OK && sqlite3_step(sel) == SQLITE_ROW)
+	if (sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &sel, NULL) ==
+	    SQLITE_OK && sqlite3_step(sel) == SQLITE_ROW)
 		version = sqlite3_column_int(sel, 0);
 	sqlite3_finalize(sel);
 	sel = NULL;
-	if (rc != SQLITE_OK ||
-	    sqlite3_exec(db, "PRAGMA writable_schema=ON", NULL, NULL, msg) != SQLITE_OK)
+	if (version < 0) {
+		*msg = sqlite3_mprintf("PRAGMA schema_version: %s", sqlite3_errmsg(db));
 		return -1;
+	}
+	/* Each new definition is tried on an empty database before it is written. */
+	if (sqlite3_open(":memory:", &check) != SQLITE_OK) {
+		*msg = sqlite3_mprintf("opening a database in memory: %s",
+		    check != NULL ? sqlite3_errmsg(check) : "out of memory");
+		sqlite3_close(check);
+		return -1;
+	}
+	if (sqlite3_exec(db, "PRAGMA writable_schema=ON", NULL, NULL, msg) != SQLITE_OK)
+		goto out;
 	if (sqlite3_prepare_v2(db, "SELECT name, sql FROM sqlite_schema"
 	    " WHERE type = 'table' AND sql IS NOT NULL", -1, &sel, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "UPDATE sqlite_schema SET sql = ?2"
 	    " WHERE type = 'table' AND name = ?1", -1, &upd, NULL) != SQLITE_OK)
 		goto fail;
 	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(sel, 0);
 		const char *old = (const char *)sqlite3_column_text(sel, 1);
 		char *new = schema_in_to_or(old);
 
+		rc = SQLITE_DONE;
 		if (strcmp(old, new) != 0) {
-			sqlite3_bind_text(upd, 1, (const char *)sqlite3_column_text(sel,
-			    0), -1, SQLITE_TRANSIENT);
+			if (sqlite3_exec(check, new, NULL, NULL, NULL) != SQLITE_OK) {
+				*msg = sqlite3_mprintf("the new definition of %s does "
+				    "not parse: %s", name, sqlite3_errmsg(check));
+				free(new);
+				goto off;
+			}
+			sqlite3_bind_text(upd, 1, name, -1, SQLITE_TRANSIENT);
 			sqlite3_bind_text(upd, 2, new, -1, SQLITE_TRANSIENT);
 			rc = sqlite3_step(upd);
 			sqlite3_reset(upd);
-		} else
-			rc = SQLITE_DONE;
+		}
 		free(new);
 		if (rc != SQLITE_DONE)
 			goto fail;
 	}
 	if (rc != SQLITE_DONE)
 		goto fail;
-	sqlite3_finalize(sel);
-	sqlite3_finalize(upd);
 	snprintf(sql, sizeof(sql), "PRAGMA schema_version = %d", version + 1);
 	if (sqlite3_exec(db, sql, NULL, NULL, msg) != SQLITE_OK)
-		return -1;
-	return sqlite3_exec(db, "PRAGMA writable_schema=OFF", NULL, NULL, msg) ==
-	    SQLITE_OK ? 0 : -1;
-fail:
+		goto off;
+	rc = sqlite3_exec(db, "PRAGMA writable_schema=OFF", NULL, NULL, msg);
 	sqlite3_finalize(sel);
 	sqlite3_finalize(upd);
+	sqlite3_close(check);
+	return rc == SQLITE_OK ? 0 : -1;
+fail:
+	/* Before anything else runs on db and replaces the message. */
+	*msg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+off:
 	sqlite3_exec(db, "PRAGMA writable_schema=OFF", NULL, NULL, NULL);
+out:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(upd);
+	sqlite3_close(check);
 	return -1;
 }
 

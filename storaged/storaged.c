@@ -390,6 +390,45 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+#define STOP_LOCK_MS	2000	/* at exit, the longest wait for another's lock */
+
+/*
+ * At exit, the last group commit.  A batch waiting for another process's
+ * lock now waits in SQLite's busy handler (nothing else is served any
+ * more), up to its oldest request's deadline and at most STOP_LOCK_MS;
+ * whatever still cannot commit is answered unavailable, unapplied.
+ */
+static void
+flush_final(void)
+{
+	struct rpc_error err;
+	struct pending *p;
+	int64_t left;
+
+	evtimer_del(sd.lock_ev);
+	if ((p = TAILQ_FIRST(&sd.batch)) == NULL)
+		return;
+	left = sd.cfg.busy_timeout_ms - (aotime_mono_us() - p->req->received_us) /
+	    1000;
+	sqlite3_busy_timeout(sd.st.db, (int)(left < 0 ? 0 : left > STOP_LOCK_MS ?
+	    STOP_LOCK_MS : left));
+	flush_cb(-1, 0, NULL);
+	sqlite3_busy_timeout(sd.st.db, 0);
+	evtimer_del(sd.lock_ev);
+	if (TAILQ_EMPTY(&sd.batch))
+		return;
+	rpc_error_set(&err, RPC_UNAVAILABLE, "storaged is shutting down and ao.db "
+	    "is locked by another connection");
+	peer_cork(true);
+	while ((p = TAILQ_FIRST(&sd.batch)) != NULL) {
+		batch_remove(p);
+		reply_result(p->req, -1, &p->out, &err);
+		pending_put(p);
+	}
+	peer_cork(false);
+	sd.lock_tries = 0;
+}
+
 /* A second after the last commit: the kept pendings go. */
 static void
 idle_cb(evutil_socket_t fd, short what, void *arg)
@@ -548,6 +587,14 @@ janitor_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	n = janitor_chunk(&sd.st, &sd.cfg, &err);
+	if (n == -1 && err.code == RPC_UNAVAILABLE) {
+		/* Locked (another process, a checkpoint): soon again, quietly. */
+		log_debug("change_log retention: %s", err.message);
+		aotime_tv(&tv, sd.cfg.janitor_interval_ms < 1000 ?
+		    sd.cfg.janitor_interval_ms : 1000);
+		evtimer_add(sd.janitor_ev, &tv);
+		return;
+	}
 	if (n == -1)
 		log_warnx("change_log retention: %s", err.message);
 	else if (n > 0)
@@ -655,8 +702,7 @@ main(int argc, char **argv)
 	 * Finish what was accepted before the signal and let every answer
 	 * reach its client (up to 2 s), then close.
 	 */
-	evtimer_del(sd.lock_ev);
-	flush_cb(-1, 0, NULL);
+	flush_final();
 	server_drain(sd.srv);
 	{
 		int64_t deadline = aotime_mono_ms() + 2000;

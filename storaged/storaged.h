@@ -157,21 +157,25 @@ struct ckpt_state {
 	bool wal_empty;		/* truncated, no commit since */
 	bool disk_full;		/* a write failed for want of space */
 	int64_t writer_mark;	/* frames at the writer's last RESTART */
-	int64_t writer_at_ms;	/* after a failed or busy one, not before this */
+	int64_t writer_at_ms;	/* after a failed one, not before this */
+	uint64_t commits;	/* so far: did one land during a pass? */
 };
 
 /* The thread's next pass (PASSIVE, TRUNCATE) or CKPT_NONE.  Pure. */
 enum ckpt_mode checkpoint_next(const struct ckpt_state *, int64_t now_ms);
+/* With no commit, how long until checkpoint_next may say more (>= 1).  Pure. */
+int64_t checkpoint_wait_ms(const struct ckpt_state *, int64_t now_ms);
 /*
  * Records a pass of the thread, of mode m, that returned rc (SQLite's
- * primary code) and started with frames_at_start frames.  Pure.
+ * primary code) and started with frames_at_start frames after
+ * commits_at_start commits.  Pure.
  */
 void checkpoint_done(struct ckpt_state *, enum ckpt_mode m, int rc,
-    int64_t frames_at_start, int64_t now_ms);
+    int64_t frames_at_start, uint64_t commits_at_start, int64_t now_ms);
 /*
  * Whether the writer runs its RESTART now, in its loop: the WAL reached
- * the limit (free space lowers it), or a write failed for want of space.
- * Pure.
+ * the limit (free space lowers it; after a RESTART that a reader held
+ * back, a quarter wake more), or a write failed for want of space.  Pure.
  */
 bool checkpoint_writer_due(const struct ckpt_state *, int64_t now_ms);
 /* Records the writer's RESTART, which returned rc.  Pure. */

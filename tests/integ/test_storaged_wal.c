@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,20 +204,21 @@ START_TEST(wal_bounded)
 			while (bclient_next(sub, 0, &res, &err) == 1)
 				bclient_msg_free(&res);
 	}
-	ck_assert_msg(max <= 12 * MIB, "the WAL reached %lld bytes", (long long)max);
+	/* Twice the 4 MiB limit at the very most, plus a commit's frames. */
+	ck_assert_msg(max <= 9 * MIB, "the WAL reached %lld bytes", (long long)max);
 	/* The high-water mark of every commit, not just the samples. */
 	max = integ_stat(bc, "wal", "peak_bytes");
-	ck_assert_msg(max > 0 && max <= 12 * MIB, "the WAL held up to %lld bytes",
+	ck_assert_msg(max > 0 && max <= 9 * MIB, "the WAL held up to %lld bytes",
 	    (long long)max);
-	ck_assert_msg(max > 0, "no WAL at all?");
 	ck_assert_msg(fsize(dbpath) >= 256 * 1024, "ao.db is %lld bytes: the "
 	    "checkpoints did not reach it", (long long)fsize(dbpath));
 	/* At rest (checkpoint_interval_ms 1000): truncated. */
 	INTEG_WAIT(fsize(walpath) <= 64 * 1024, 15000, 50,
 	    "the WAL is still %lld bytes at rest", (long long)fsize(walpath));
 	ck_assert_int_gt(integ_stat(bc, "wal", "checkpoints"), 0);
-	ck_assert_int_gt(integ_stat(bc, "wal", "restarts"), 0);
-	ck_assert_int_ge(integ_stat(bc, "wal", "bytes"), 0);
+	/* storaged's RESTART at the limit, not only the truncate at rest. */
+	ck_assert_int_gt(integ_stat(bc, "wal", "in_writer"), 0);
+	ck_assert_int_gt(integ_stat(bc, "wal", "restarts"), 1);
 	ck_assert_int_gt(integ_stat(bc, "wal", "last_checkpoint_at"), 0);
 	ck_assert_int_eq(integ_stat(bc, "wal", "failed"), 0);
 	ck_assert_int_eq(activity_at(bc, id), 3000);
@@ -310,6 +312,8 @@ lock_db(void)
 	sqlite3 *db;
 
 	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	/* storaged's own checkpoint may hold the lock for a moment at rest. */
+	sqlite3_busy_timeout(db, 5000);
 	ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
 	    SQLITE_OK);
 	return db;
@@ -334,6 +338,7 @@ START_TEST(locked_db_keeps_serving)
 	struct bg_write w = { 0 };
 	struct bclient *bc, *other;
 	char id[64];
+	int64_t waits;
 	pid_t pid;
 	sqlite3 *lock;
 
@@ -341,10 +346,12 @@ START_TEST(locked_db_keeps_serving)
 	bc = integ_connect(sock);
 	add_session(bc, id, sizeof(id));
 	lock = lock_db();
+	other = integ_connect(sock);
+	/* With our lock held, storaged's own truncate cannot run either. */
+	waits = integ_stat(other, NULL, "lock_waits");
 	w.id = id;
 	ck_assert_int_eq(pthread_create(&w.t, NULL, bg_write_main, &w), 0);
-	other = integ_connect(sock);
-	INTEG_WAIT(integ_stat(other, NULL, "lock_waits") >= 1, 10000, 20,
+	INTEG_WAIT(integ_stat(other, NULL, "lock_waits") > waits, 10000, 20,
 	    "the write never waited for the lock");
 	integ_assert_hello(other, "storaged", pid);
 	ck_assert_int_eq(activity_at(other, id), -1);
@@ -355,6 +362,62 @@ START_TEST(locked_db_keeps_serving)
 	ck_assert_msg(w.rc == 0, "the write failed: %s", w.err.message);
 	ck_assert_int_eq(activity_at(other, id), 777);
 	bclient_free(other);
+	bclient_free(bc);
+}
+END_TEST
+
+/*
+ * 3b. SIGTERM while a write waits for another's lock: storaged still runs
+ * its last group commit (operations.md, shutdown) — it waits for the lock
+ * a little longer, commits and answers; if the lock stays, it answers
+ * unavailable, stores nothing, and exits 0 all the same.
+ */
+START_TEST(locked_db_sigterm)
+{
+	struct bg_write w = { 0 };
+	struct bclient *bc;
+	char id[64];
+	int64_t waits;
+	pid_t pid;
+	int round, st;
+	sqlite3 *lock;
+
+	for (round = 0; round < 2; round++) {
+		memset(&w, 0, sizeof(w));
+		pid = integ_start("ao-storaged", NULL);
+		bc = integ_connect(sock);
+		if (round == 0)
+			add_session(bc, id, sizeof(id));
+		lock = lock_db();
+		waits = integ_stat(bc, NULL, "lock_waits");
+		w.id = id;
+		ck_assert_int_eq(pthread_create(&w.t, NULL, bg_write_main, &w), 0);
+		INTEG_WAIT(integ_stat(bc, NULL, "lock_waits") > waits, 10000, 20,
+		    "the write never waited for the lock");
+		bclient_free(bc);
+		ck_assert_int_eq(kill(pid, SIGTERM), 0);
+		if (round == 0) {
+			/* Well inside the 2 s storaged gives it at exit. */
+			usleep(300 * 1000);
+			unlock_db(lock);
+		}
+		pthread_join(w.t, NULL);
+		st = testlib_wait(pid, 10000);
+		ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		    "ao-storaged: status 0x%x", st);
+		if (round == 0)
+			ck_assert_msg(w.rc == 0, "the write failed: %s", w.err.message);
+		else {
+			ck_assert_int_eq(w.rc, -1);
+			integ_assert_err(&w.err, "session.update", RPC_UNAVAILABLE,
+			    "shutting down");
+			unlock_db(lock);
+		}
+	}
+	/* The first write is stored; the second (777 again) changed nothing. */
+	integ_start("ao-storaged", NULL);
+	bc = integ_connect(sock);
+	ck_assert_int_eq(activity_at(bc, id), 777);
 	bclient_free(bc);
 }
 END_TEST
@@ -519,6 +582,7 @@ storaged_wal_suite(void)
 	tc = integ_tcase(s, "locks", 30, setup, teardown, 0);
 	tcase_add_test(tc, locked_db_keeps_serving);
 	tcase_add_test(tc, locked_db_times_out);
+	tcase_add_test(tc, locked_db_sigterm);
 	tc = integ_tcase(s, "disk full", 60, setup, teardown, 0);
 	tcase_add_test(tc, disk_full_recovers);
 	tc = integ_tcase(s, "bad input", 30, setup, teardown, 0);

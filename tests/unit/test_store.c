@@ -1059,9 +1059,22 @@ START_TEST(in_to_or)
 		{ "x IN ('a','b','c'", "x IN ('a','b','c'" },
 		{ "x IN ('a", "x IN ('a" },
 		{ "", "" },
-		/* Lower case works; a qualified name is left alone. */
-		{ "x in ('a','b','c') AND y", "(x = 'a' OR x = 'b' OR x = 'c') AND y" },
-		{ "t.x IN ('a','b','c')", "t.x IN ('a','b','c')" },
+		/* Only CHECK (name IN (list)): anything else could change meaning. */
+		{ "x in ('a','b','c') AND y", "x in ('a','b','c') AND y" },
+		{ "check(s in('a','b','c'))", "CHECK ((s = 'a' OR s = 'b' OR s = 'c'))" },
+		{ "CHECK (t.x IN ('a','b','c'))", "CHECK (t.x IN ('a','b','c'))" },
+		{ "CHECK (s NOT IN ('a','b','c'))", "CHECK (s NOT IN ('a','b','c'))" },
+		{ "CHECK (s COLLATE NOCASE IN ('a','b','c'))",
+		    "CHECK (s COLLATE NOCASE IN ('a','b','c'))" },
+		{ "CHECK (a || b IN ('a','b','c'))", "CHECK (a || b IN ('a','b','c'))" },
+		{ "CHECK (f = k IN ('a','b','c'))", "CHECK (f = k IN ('a','b','c'))" },
+		{ "CHECK (s IN ('a','b','c') OR t)", "CHECK (s IN ('a','b','c') OR t)" },
+		{ "RECHECK (s IN ('a','b','c'))", "RECHECK (s IN ('a','b','c'))" },
+		/* Comments and quoted names are not SQL either. */
+		{ "-- it's\nCHECK (s IN ('a','b','c'))",
+		    "-- it's\nCHECK ((s = 'a' OR s = 'b' OR s = 'c'))" },
+		{ "/* CHECK (s IN ('a','b','c')) */", "/* CHECK (s IN ('a','b','c')) */" },
+		{ "\"CHECK (s IN ('a','b','c'))\"", "\"CHECK (s IN ('a','b','c'))\"" },
 	};
 	size_t i;
 	char *out;
