@@ -281,6 +281,73 @@ raw_writes_per_s(sqlite3 *db, int n, int batch, double txn_us[2])
 	return n / ((double)t0 / 1e9);
 }
 
+/*
+ * The floor measured as one: a server process that reads a 32-byte request
+ * from a socket, runs the raw 1-row transaction and writes 32 bytes back,
+ * one at a time, as storaged does.  It sleeps between requests like
+ * storaged, so it pays the same wake-ups and cold caches that a raw
+ * transaction in a tight loop does not.  Each session is flipped an even
+ * number of times, so the raw database ends as it began (raw_activity).
+ * Returns p50 and p99 in microseconds.
+ */
+#define RAW_SRV_N	(48 * NSESS)
+
+static void
+raw_server_latency(const char *dbpath, double *p50, double *p99)
+{
+	sqlite3_stmt *begin, *update, *commit;
+	char buf[32] = { 0 };
+	int64_t t0, *ns;
+	int sv[2], i, st;
+	sqlite3 *db;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
+		fatal("socketpair");
+	if ((pid = fork()) == -1)
+		fatal("fork");
+	if (pid == 0) {
+		close(sv[0]);
+		db = raw_open(dbpath);
+		begin = raw_prepare(db, "BEGIN IMMEDIATE");
+		commit = raw_prepare(db, "COMMIT");
+		update = raw_prepare(db, "UPDATE sessions SET activity_state = ?2,"
+		    " activity_at = ?3, updated_at = ?3 WHERE id = ?1");
+		for (i = 0; read(sv[1], buf, sizeof(buf)) == sizeof(buf); i++) {
+			int sess = i % NSESS;
+
+			raw_step(db, begin);
+			sqlite3_bind_text(update, 1, bench.ids[sess], -1, SQLITE_STATIC);
+			sqlite3_bind_text(update, 2,
+			    bench_next_activity(&bench.raw_activity[sess]), -1,
+			    SQLITE_STATIC);
+			sqlite3_bind_int64(update, 3, aotime_wall_ms());
+			raw_step(db, update);
+			raw_step(db, commit);
+			if (write(sv[1], buf, sizeof(buf)) != sizeof(buf))
+				_exit(1);
+		}
+		sqlite3_finalize(begin);
+		sqlite3_finalize(update);
+		sqlite3_finalize(commit);
+		_exit(sqlite3_close(db) == SQLITE_OK && i == RAW_SRV_N ? 0 : 1);
+	}
+	close(sv[1]);
+	ns = xcalloc(RAW_SRV_N, sizeof(*ns));
+	for (i = 0; i < RAW_SRV_N; i++) {
+		t0 = bench_now_ns();
+		if (write(sv[0], buf, sizeof(buf)) != sizeof(buf) ||
+		    read(sv[0], buf, sizeof(buf)) != sizeof(buf))
+			fatal("raw server");
+		ns[i] = bench_now_ns() - t0;
+	}
+	close(sv[0]);
+	if (waitpid(pid, &st, 0) == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fatalx("raw server failed (status %#x)", st);
+	bench_percentiles(ns, RAW_SRV_N, p50, p99);
+	free(ns);
+}
+
 /* NCLIENTS event-driven clients in one loop, WINDOW calls in flight each. */
 static double
 storaged_writes_per_s(const char *sock)
@@ -334,12 +401,14 @@ storaged_latency(const char *sock, double *p50, double *p99, double *p999)
 struct lat_round {
 	double p50, p99, p999;		/* storaged, seen by the client */
 	double txn50, txn99, rtt;	/* the raw floor */
+	double srv50, srv99;		/* the same, as one server */
 	int64_t queue50, stxn50, reply50, stxn99;	/* inside storaged */
 	double ratio;
 };
 
 static void
-latency_round(const char *sock, sqlite3 *raw, struct lat_round *r)
+latency_round(const char *sock, sqlite3 *raw, const char *rawpath,
+    struct lat_round *r)
 {
 	struct bclient_msg res;
 	double txn[2];
@@ -348,6 +417,7 @@ latency_round(const char *sock, sqlite3 *raw, struct lat_round *r)
 	raw_writes_per_s(raw, RAW_LAT_N, 1, txn);
 	r->txn50 = txn[0];
 	r->txn99 = txn[1];
+	raw_server_latency(rawpath, &r->srv50, &r->srv99);
 	storaged_latency(sock, &r->p50, &r->p99, &r->p999);
 	stats_of(sock, &res);
 	r->queue50 = stat_in(&res, "write_stages", "queue_p50_us");
@@ -474,7 +544,7 @@ main(int argc, char **argv)
 		fatalx("storaged: %lld writes, %lld change_log rows for %d updates",
 		    (long long)(n1 - n0), (long long)(h1 - h0), NWRITES);
 	for (i = 0; i < LAT_ROUNDS; i++)
-		latency_round(sock, raw, &rounds[i]);
+		latency_round(sock, raw, db, &rounds[i]);
 	wal_peak = wal_peak_kib(sock, data);
 	/* And the hostile one: big messages that never finish. */
 	bench_unfinished_messages(sock, BIG_CONNS, BIG_BYTES);
@@ -487,14 +557,15 @@ main(int argc, char **argv)
 
 	/* A host stall spoils the round it falls in: report the median one. */
 	printf("| latency round | storaged p50 / p99 | raw txn p50 | raw rtt | "
-	    "ratio | inside storaged p50: queue / txn / answers |\n"
-	    "|---|---|---|---|---|---|\n");
+	    "ratio | raw server p50 / p99 | ratio to it | inside storaged p50: "
+	    "queue / txn / answers |\n|---|---|---|---|---|---|---|---|\n");
 	for (i = 0; i < LAT_ROUNDS; i++)
-		printf("| %d | %.1f / %.1f us | %.1f us | %.1f us | %.2f | "
-		    "%lld / %lld / %lld us |\n", i + 1, rounds[i].p50,
-		    rounds[i].p99, rounds[i].txn50, rounds[i].rtt, rounds[i].ratio,
-		    (long long)rounds[i].queue50, (long long)rounds[i].stxn50,
-		    (long long)rounds[i].reply50);
+		printf("| %d | %.1f / %.1f us | %.1f us | %.1f us | %.2f | %.1f / "
+		    "%.1f us | %.2f | %lld / %lld / %lld us |\n", i + 1,
+		    rounds[i].p50, rounds[i].p99, rounds[i].txn50, rounds[i].rtt,
+		    rounds[i].ratio, rounds[i].srv50, rounds[i].srv99,
+		    rounds[i].p50 / rounds[i].srv50, (long long)rounds[i].queue50,
+		    (long long)rounds[i].stxn50, (long long)rounds[i].reply50);
 	printf("\n");
 	qsort(rounds, LAT_ROUNDS, sizeof(rounds[0]), cmp_ratio);
 	med = &rounds[LAT_ROUNDS / 2];
@@ -528,6 +599,11 @@ main(int argc, char **argv)
 	printf("| raw Unix socket round trip (32 B) | %.2f us |\n", med->rtt);
 	printf("| ratio latency p50 / (raw txn + raw rtt) (target ≤ 1.5) | %.2f |\n",
 	    med->ratio);
+	printf("| raw server (a socket round trip and the 1-row transaction in one "
+	    "process that sleeps between requests, as storaged does) p50 / p99 | "
+	    "%.1f / %.1f us |\n", med->srv50, med->srv99);
+	printf("| ratio latency p50 / raw server p50 | %.2f |\n",
+	    med->p50 / med->srv50);
 	printf("| WAL high-water mark: 8 clients, then the latency rounds | %lld KiB |\n",
 	    (long long)wal_peak);
 	printf("| with SQLite's checkpoints inside COMMIT instead: 8 clients / "
@@ -553,6 +629,8 @@ main(int argc, char **argv)
 	printf("BENCH sqlite_raw_txn_p99_us %.1f us\n", med->txn99);
 	printf("BENCH raw_socket_rtt_us %.2f us\n", med->rtt);
 	printf("BENCH ratio_latency_vs_raw %.2f x\n", med->ratio);
+	printf("BENCH raw_server_latency_p50_us %.1f us\n", med->srv50);
+	printf("BENCH ratio_latency_vs_raw_server %.2f x\n", med->p50 / med->srv50);
 	printf("BENCH wal_peak_kib %lld KiB\n", (long long)wal_peak);
 	printf("BENCH storaged_writes_per_s_8c_inline_checkpoint %.0f updates/s\n",
 	    w8_inline);
