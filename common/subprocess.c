@@ -289,6 +289,7 @@ subprocess_start(struct event_base *base, const struct subprocess_opts *o,
 		int e;
 
 		setpgid(0, 0);
+		/* Safe this early: only dup2 onto 0-2 follows, nothing opens. */
 		subprocess_child_limits();
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);

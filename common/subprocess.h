@@ -58,7 +58,11 @@ struct subprocess *subprocess_start(struct event_base *, const struct subprocess
  * one it was started with, which programs using select(2) expect.
  */
 void subprocess_set_child_nofile(rlim_t soft);
-/* In a forked child of our own (not subprocess_start's): applies it. */
+/*
+ * In a forked child of our own (not subprocess_start's): applies it.
+ * Call it right before exec: the lower limit makes open() fail with
+ * EMFILE while the inherited descriptors number more than it.
+ */
 void subprocess_child_limits(void);
 
 /* Kills the process group and forgets it: cb will not run. */

@@ -464,7 +464,6 @@ proc_start(struct lcmd_ctx *ctx, const struct runtime_spec *sp, runtime_cb cb, v
 		 * output the log.
 		 */
 		setsid();
-		subprocess_child_limits();
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
@@ -484,6 +483,11 @@ proc_start(struct lcmd_ctx *ctx, const struct runtime_spec *sp, runtime_cb cb, v
 		setenv("AO_PROJECT_ID", sp->project_id != NULL ? sp->project_id : "", 1);
 		setenv("AO_ISSUE_ID", sp->issue_id != NULL ? sp->issue_id : "", 1);
 		setenv("AO_LCMD_SOCKET", ctx->lcmd_socket, 1);
+		/*
+		 * Last, just before exec: with the lower limit the open()s above
+		 * could fail (EMFILE) while lcmd holds more descriptors.
+		 */
+		subprocess_child_limits();
 		execvp(sp->argv[0], (char *const *)sp->argv);
 fail:
 		e = errno;

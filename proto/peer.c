@@ -158,6 +158,28 @@ peer_resume_cb(evutil_socket_t fd, short what, void *arg)
 
 static void peer_violation(struct peer *, const char *);
 
+/*
+ * Paused because of our own backlog (too many requests unanswered), not
+ * because the peer leaves our answers unread: then its time does not run.
+ */
+static bool
+paused_by_us(const struct peer *p)
+{
+	return p->paused && p->nreqs >= p->lim.max_inflight;
+}
+
+/* Arms the deadline msg_timeout_ms from now, unless it is already running. */
+static void
+deadline_arm(struct peer *p)
+{
+	struct timeval tv;
+
+	if (p->lim.msg_timeout_ms <= 0 || evtimer_pending(p->deadline_ev, NULL))
+		return;
+	aotime_tv(&tv, p->lim.msg_timeout_ms);
+	evtimer_add(p->deadline_ev, &tv);
+}
+
 static void
 peer_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -166,9 +188,14 @@ peer_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	snprintf(reason, sizeof(reason), "message unfinished after %lld ms "
-	    "(%zu bytes of it received)", (long long)p->lim.msg_timeout_ms,
-	    p->partial_held);
+	if (p->paused && !paused_by_us(p))
+		snprintf(reason, sizeof(reason), "answers not read for %lld ms "
+		    "(%zu bytes unread)", (long long)p->lim.msg_timeout_ms,
+		    outlen(p));
+	else
+		snprintf(reason, sizeof(reason), "message unfinished after %lld ms "
+		    "(%zu bytes of it received)", (long long)p->lim.msg_timeout_ms,
+		    p->partial_held);
 	peer_violation(p, reason);
 }
 
@@ -346,11 +373,25 @@ peer_update_reading(struct peer *p)
 	if (pause && !p->paused) {
 		p->paused = true;
 		bufferevent_disable(p->bev, EV_READ);
-		/* Not reading: the sender is not what holds the message up. */
-		evtimer_del(p->deadline_ev);
+		/*
+		 * Our backlog: the sender is not what holds a message up.  Its
+		 * own unread answers: it must read them within the deadline,
+		 * or it could hold buffers for ever by never reading.
+		 */
+		if (paused_by_us(p))
+			evtimer_del(p->deadline_ev);
+		else
+			deadline_arm(p);
+	} else if (pause && p->paused) {
+		/* The reason may have changed (answers sent, requests queued). */
+		if (paused_by_us(p))
+			evtimer_del(p->deadline_ev);
+		else
+			deadline_arm(p);
 	} else if (!pause && p->paused) {
 		p->paused = false;
 		bufferevent_enable(p->bev, EV_READ);
+		evtimer_del(p->deadline_ev);
 		if (p->partial_us != 0)
 			partial_start(p);
 		/* Complete messages may already sit in the input buffer. */
@@ -946,7 +987,8 @@ partial_start(struct peer *p)
 		TAILQ_REMOVE(&partials, p, partial_entry);
 	TAILQ_INSERT_TAIL(&partials, p, partial_entry);
 	p->partial_us = aotime_mono_us();
-	if (p->lim.msg_timeout_ms > 0 && !p->paused) {
+	if (p->lim.msg_timeout_ms > 0 && !paused_by_us(p)) {
+		evtimer_del(p->deadline_ev);
 		aotime_tv(&tv, p->lim.msg_timeout_ms);
 		evtimer_add(p->deadline_ev, &tv);
 	}
@@ -962,13 +1004,20 @@ partial_update(struct peer *p)
 	struct peer *old;
 	char reason[256];
 
-	if (p->closed || p->flushing || p->scan.len == 0) {
+	/*
+	 * Every byte read and not yet dispatched counts: the unfinished
+	 * message, and what a pause left unscanned behind it.
+	 */
+	size_t held = p->closed ? 0 :
+	    evbuffer_get_length(bufferevent_get_input(p->bev));
+
+	if (p->closed || p->flushing || held == 0) {
 		partial_end(p);
 	} else {
 		if (p->partial_us == 0)
 			partial_start(p);
-		partial_total += p->scan.len - p->partial_held;
-		p->partial_held = p->scan.len;
+		partial_total += held - p->partial_held;
+		p->partial_held = held;
 	}
 	while (partial_total > partial_cap &&
 	    (old = TAILQ_FIRST(&partials)) != NULL) {

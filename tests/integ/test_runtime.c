@@ -39,6 +39,7 @@
 #include <jansson.h>
 
 #include "common/aotime.h"
+#include "common/sock.h"
 #include "proto/bclient.h"
 #include "tests/lib/integ.h"
 #include "tests/lib/testlib.h"
@@ -1115,6 +1116,46 @@ START_TEST(agent_inherits_no_lcmd_fds_each_runtime)
 }
 END_TEST
 
+/*
+ * lcmd raised its descriptor limit and holds more descriptors than it was
+ * started with (1100 connections, our limit is 1024): a process agent
+ * still starts — the child lowers the limit only right before exec, not
+ * before opening its FIFO and log (EMFILE).
+ */
+START_TEST(spawn_with_many_lcmd_fds)
+{
+	enum { NCONN = 1100 };
+	struct bclient *bc = integ_connect(lcmd_sock);
+	char repo[512], proj[80], err[256];
+	struct integ_session s;
+	struct rlimit rl, was;
+	int fd[NCONN], i;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &was), 0);
+	if (was.rlim_max < NCONN + 200) {
+		fprintf(stderr, "spawn_with_many_lcmd_fds: skipped (hard limit %llu)\n",
+		    (unsigned long long)was.rlim_max);
+		bclient_free(bc);
+		return;
+	}
+	rl = was;
+	rl.rlim_cur = rl.rlim_max;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	new_project(bc, "repo", repo, sizeof(repo), proj, sizeof(proj));
+	for (i = 0; i < NCONN; i++) {
+		fd[i] = sock_connect_unix(lcmd_sock, 0, err, sizeof(err));
+		ck_assert_msg(fd[i] != -1, "connect %d: %s", i, err);
+	}
+	/* lcmd has accepted them all once it answers after them. */
+	integ_assert_hello_at(lcmd_sock, "lcmd", lcmd_pid);
+	spawn_agent(bc, proj, "process", NULL, &s);
+	wait_started(&s, 1);
+	for (i = 0; i < NCONN; i++)
+		close(fd[i]);
+	bclient_free(bc);
+}
+END_TEST
+
 /* ---- 4. restore ---- */
 
 /* Restore restarts the agent in the same worktree; messages reach it again. */
@@ -1480,6 +1521,7 @@ runtime_suite(void)
 	tc = tcase(s, "isolation", 30);
 	tcase_add_loop_test(tc, kill_stops_agent_children_each_runtime, 0, 2);
 	tcase_add_loop_test(tc, agent_inherits_no_lcmd_fds_each_runtime, 0, 2);
+	tcase_add_test(tc, spawn_with_many_lcmd_fds);
 	tc = tcase(s, "reactions", 30);
 	tcase_add_loop_test(tc, ci_failed_nudge_each_runtime, 0, 2);
 	tc = tcase(s, "restart", 45);

@@ -626,6 +626,54 @@ START_TEST(unfinished_deadline)
 END_TEST
 
 /*
+ * A peer that sends requests but never reads the answers: once its unread
+ * output stops us reading it, it must read within msg_timeout_ms, or it is
+ * closed (it could otherwise hold its buffers for ever).  While it reads,
+ * nothing happens.
+ */
+START_TEST(unread_answers_deadline)
+{
+	enum { STR = 32768 };
+	static const unsigned char head[] = {	/* [0, 1, "echo", [{"x": str32 */
+		0x94, 0x00, 0x01, 0xa4, 'e', 'c', 'h', 'o', 0x91, 0x81,
+		0xa1, 'x', 0xdb, 0x00, 0x00, STR >> 8, STR & 0xff,
+	};
+	static unsigned char msg[sizeof(head) + STR], sink[1 << 16];
+	struct peer_limits lim;
+	struct side b;
+	int raw, i;
+
+	memcpy(msg, head, sizeof(head));
+	memset(msg + sizeof(head), 'a', STR);
+	peer_limits_default(&lim);
+	lim.msg_timeout_ms = 1000;
+	lim.out_hiwat = 64 * 1024;
+	lim.out_lowat = 16 * 1024;
+	pair(NULL, &b, &lim, &raw);
+	ck_assert_int_eq(fcntl(raw, F_SETFL, O_NONBLOCK), 0);
+	/* Reading all along: served, never closed. */
+	for (i = 0; i < 200; i++) {
+		ck_assert_int_eq(write(raw, msg, sizeof(msg)), (ssize_t)sizeof(msg));
+		run_for(5);
+		while (read(raw, sink, sizeof(sink)) > 0)
+			;
+	}
+	run_for(1500);
+	ck_assert_int_eq(b.nclose, 0);
+	/* Not reading: the answers pile up past the kernel's buffers. */
+	for (i = 0; i < 400 && b.nclose == 0; i++) {
+		if (write(raw, msg, sizeof(msg)) == -1)
+			ck_assert_int_eq(errno, EAGAIN);
+		run_for(10);
+	}
+	ck_assert(run_until(&b.nclose, 1, 10000));
+	ck_assert_msg(strstr(b.close_reason, "answers not read for 1000 ms") !=
+	    NULL, "reason: %s", b.close_reason);
+	close(raw);
+}
+END_TEST
+
+/*
  * Three unfinished messages over the process-wide cap: the oldest one's
  * connection is closed, the others complete and are answered.
  */
@@ -1005,6 +1053,7 @@ peer_suite(void)
 	tcase_add_test(tc, drain_callback);
 	tcase_add_test(tc, message_over_limit);
 	tcase_add_test(tc, unfinished_deadline);
+	tcase_add_test(tc, unread_answers_deadline);
 	tcase_add_test(tc, unfinished_cap);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad input");
