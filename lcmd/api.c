@@ -702,7 +702,7 @@ m_stats(struct peer_req *r, void *arg)
 		return;
 	rpc_buf_init(&b);
 	msgpack_pack_map(&b.pk, 6);
-	rpc_pack_kv_bool(&b.pk, "storaged_connected", client_connected(ctx->storaged));
+	rpc_pack_kv_bool(&b.pk, "storaged_connected", client_ready(ctx->storaged));
 	rpc_pack_str(&b.pk, "inputs");
 	msgpack_pack_map(&b.pk, 4);
 	rpc_pack_kv_i64(&b.pk, "applied", (int64_t)s->inputs);

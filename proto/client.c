@@ -17,6 +17,7 @@ struct client {
 	int64_t backoff_ms;		/* the next retry's delay */
 	struct event *retry_ev;
 	bool freeing;
+	bool ready;			/* hello answered on this connection */
 	char last_error[256];
 };
 
@@ -55,8 +56,12 @@ client_on_close(struct peer *p, const char *reason, void *arg)
 	if (c->freeing)
 		return;
 	log_debug("%s: disconnected: %s", c->path, reason);
-	if (c->cbs.on_disconnect != NULL)
+	/* A connection that never answered hello was never on_connect's. */
+	if (c->ready && c->cbs.on_disconnect != NULL) {
+		c->ready = false;
 		c->cbs.on_disconnect(c, reason, c->arg);
+	}
+	c->ready = false;
 	if (c->peer == NULL && !evtimer_pending(c->retry_ev, NULL))
 		client_schedule(c);
 }
@@ -83,6 +88,7 @@ client_hello_cb(void *arg, const struct rpc_error *err, const msgpack_object *re
 		return;
 	}
 	c->backoff_ms = CLIENT_BACKOFF_MIN_MS;
+	c->ready = true;
 	/* The server's pid, for the log lines about this connection. */
 	if (rpc_obj_i64(rpc_map_get(result, "pid"), &pid) == 0)
 		peer_set_creds(c->peer, peer_uid(c->peer), (pid_t)pid);
@@ -108,7 +114,9 @@ client_connect(struct client *c)
 		return;
 	}
 	c->peer = peer_new(c->base, fd, &c->lim, &cbs, c);
-	peer_call(c->peer, "hello", NULL, 0, 0, client_hello_cb, c);
+	/* A server that accepts and never answers is no server: retry later. */
+	peer_call(c->peer, "hello", NULL, 0, CLIENT_HELLO_TIMEOUT_MS,
+	    client_hello_cb, c);
 }
 
 static void
@@ -154,6 +162,12 @@ client_free(struct client *c)
 	}
 	free(c->path);
 	free(c);
+}
+
+bool
+client_ready(const struct client *c)
+{
+	return client_connected(c) && c->ready;
 }
 
 bool

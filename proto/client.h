@@ -16,6 +16,7 @@
 
 #define CLIENT_BACKOFF_MIN_MS	50
 #define CLIENT_BACKOFF_MAX_MS	2000
+#define CLIENT_HELLO_TIMEOUT_MS	10000	/* unanswered: close, back off, retry */
 
 struct client;
 
@@ -40,7 +41,10 @@ struct client *client_new(struct event_base *, const char *path,
 /* Pending calls are cancelled: their callbacks never run. */
 void client_free(struct client *);
 
+/* Connected: calls go out (behind the hello sent on connect). */
 bool client_connected(const struct client *);
+/* Connected and the server has answered hello (on_connect has run). */
+bool client_ready(const struct client *);
 struct event_base *client_base(const struct client *);
 /* The delay of the next reconnect, for tests and stats. */
 int64_t client_backoff_ms(const struct client *);

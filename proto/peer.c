@@ -970,7 +970,8 @@ partial_end(struct peer *p)
 {
 	if (p->partial_us == 0)
 		return;
-	TAILQ_REMOVE(&partials, p, partial_entry);
+	if (p->lim.pooled)
+		TAILQ_REMOVE(&partials, p, partial_entry);
 	partial_total -= p->partial_held;
 	p->partial_held = 0;
 	p->partial_us = 0;
@@ -983,9 +984,11 @@ partial_start(struct peer *p)
 {
 	struct timeval tv;
 
-	if (p->partial_us != 0)
-		TAILQ_REMOVE(&partials, p, partial_entry);
-	TAILQ_INSERT_TAIL(&partials, p, partial_entry);
+	if (p->lim.pooled) {
+		if (p->partial_us != 0)
+			TAILQ_REMOVE(&partials, p, partial_entry);
+		TAILQ_INSERT_TAIL(&partials, p, partial_entry);
+	}
 	p->partial_us = aotime_mono_us();
 	if (p->lim.msg_timeout_ms > 0 && !paused_by_us(p)) {
 		evtimer_del(p->deadline_ev);
@@ -1016,8 +1019,12 @@ partial_update(struct peer *p)
 	} else {
 		if (p->partial_us == 0)
 			partial_start(p);
-		partial_total += held - p->partial_held;
-		p->partial_held = held;
+		/* Counted only in the pool it belongs to (partial_end agrees). */
+		if (p->lim.pooled) {
+			partial_total += held - p->partial_held;
+			p->partial_held = held;
+		} else
+			p->partial_held = 0;
 	}
 	while (partial_total > partial_cap &&
 	    (old = TAILQ_FIRST(&partials)) != NULL) {

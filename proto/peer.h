@@ -56,6 +56,12 @@ struct peer_limits {
 	size_t out_lowat;	/* on_drain / resume reading at or below this */
 	unsigned max_inflight;	/* unanswered incoming requests before pausing */
 	int64_t msg_timeout_ms;	/* for an unfinished message (0: none) */
+	/*
+	 * Its unfinished input counts in the process-wide cap (servers: what
+	 * any local process sends).  A daemon's own connection to a peer
+	 * daemon does not: a long answer on it must never be the one evicted.
+	 */
+	bool pooled;
 };
 
 /*

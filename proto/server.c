@@ -36,7 +36,17 @@ struct server {
 	TAILQ_HEAD(, server_conn) conns;
 	unsigned nconns;
 	unsigned max_conns;
+	int64_t warned_ms;	/* the last refusal or eviction warning */
+	unsigned held;		/* those not logged since */
 };
+
+/*
+ * At most this many connections whatever the descriptor limit: an idle one
+ * costs about 2 KB and evicting scans the table (a hard limit of 458,752
+ * would have allowed a gigabyte of idle connections).
+ */
+#define SERVER_MAX_CONNS	16384
+#define SERVER_WARN_EVERY_MS	1000	/* refusal and eviction warnings */
 
 /*
  * Connections fit in the RLIMIT_NOFILE soft limit (which daemon_init raised
@@ -57,8 +67,8 @@ server_conn_limit(void)
 		reserve = SERVER_FD_RESERVE;
 	if (reserve > rl.rlim_cur / 2)
 		reserve = rl.rlim_cur / 2;
-	if (rl.rlim_cur - reserve > UINT32_MAX / 2)
-		return UINT32_MAX / 2;
+	if (rl.rlim_cur - reserve > SERVER_MAX_CONNS)
+		return SERVER_MAX_CONNS;
 	return (unsigned)(rl.rlim_cur - reserve);
 }
 
@@ -67,6 +77,7 @@ server_limits_default(struct peer_limits *l)
 {
 	peer_limits_default(l);
 	l->max_objects = SERVER_MAX_OBJECTS;
+	l->pooled = true;
 }
 
 int
@@ -183,6 +194,28 @@ server_on_drain(struct peer *peer, void *arg)
 }
 
 /*
+ * A flood of connections must not flood the log (journald would then drop
+ * the daemon's other warnings): one line a second, with a count.
+ */
+static void
+server_warn(struct server *srv, const char *what)
+{
+	int64_t now = aotime_mono_ms();
+
+	if (srv->warned_ms != 0 && now - srv->warned_ms < SERVER_WARN_EVERY_MS) {
+		srv->held++;
+		return;
+	}
+	if (srv->held > 0)
+		log_warnx("%s (and %u more refusals or evictions since the last "
+		    "such line)", what, srv->held);
+	else
+		log_warnx("%s", what);
+	srv->warned_ms = now;
+	srv->held = 0;
+}
+
+/*
  * The table is full: closes the oldest connection that never sent a whole
  * message, to make room for one from pid.  -1 when there is none.
  */
@@ -190,7 +223,7 @@ static int
 server_evict(struct server *srv, pid_t pid)
 {
 	struct server_conn *sc;
-	char reason[160];
+	char reason[160], line[256];
 
 	TAILQ_FOREACH(sc, &srv->conns, entry)
 		if (peer_messages_in(sc->peer) == 0 && !peer_closed(sc->peer))
@@ -200,8 +233,9 @@ server_evict(struct server *srv, pid_t pid)
 	snprintf(reason, sizeof(reason), "connection table full (%u): it sent "
 	    "nothing whole in %lld ms, pid %ld takes its place", srv->nconns,
 	    (long long)(aotime_mono_ms() - sc->accepted_ms), (long)pid);
-	log_warnx("closing connection (pid %ld): %s", (long)peer_pid(sc->peer),
-	    reason);
+	snprintf(line, sizeof(line), "closing connection (pid %ld): %s",
+	    (long)peer_pid(sc->peer), reason);
+	server_warn(srv, line);
 	peer_close(sc->peer, reason);
 	return 0;
 }
@@ -231,8 +265,10 @@ server_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *s
 		return;
 	}
 	if (srv->nconns >= srv->max_conns && server_evict(srv, pid) == -1) {
-		log_warnx("refused connection from pid %ld: %u connections open, "
-		    "each has sent a message", (long)pid, srv->nconns);
+		snprintf(err, sizeof(err), "refused connection from pid %ld: %u "
+		    "connections open, each has sent a message", (long)pid,
+		    srv->nconns);
+		server_warn(srv, err);
 		close(fd);
 		return;
 	}

@@ -149,11 +149,18 @@ static const struct peer_cbs cbs = { on_request, on_notify, on_close, on_drain }
 static void
 pair(struct side *a, struct side *b, const struct peer_limits *lb, int *raw)
 {
+	struct peer_limits l;
 	int sv[2];
 
+	/* b is the side under test, a server's: in the unfinished pool. */
+	if (lb != NULL)
+		l = *lb;
+	else
+		peer_limits_default(&l);
+	l.pooled = true;
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
 	memset(b, 0, sizeof(*b));
-	b->peer = peer_new(base, sv[1], lb, &cbs, b);
+	b->peer = peer_new(base, sv[1], &l, &cbs, b);
 	track(b->peer);
 	if (raw != NULL) {
 		*raw = sv[0];
@@ -674,6 +681,32 @@ START_TEST(unread_answers_deadline)
 END_TEST
 
 /*
+ * A daemon's own connection to another daemon (not a server's peer) is
+ * outside the pool: a long answer arriving on it is never counted, so
+ * never the one evicted when hostile clients fill the cap.
+ */
+START_TEST(client_side_not_pooled)
+{
+	static const unsigned char head[] = { 0x94, 0x01, 0x01, 0xc0, 0xdb, 0x00,
+		0x00, 0x40, 0x00 };	/* [1, 1, nil, str32 of 16 KiB … */
+	static unsigned char body[8192];
+	struct side a;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	memset(&a, 0, sizeof(a));
+	a.peer = peer_new(base, sv[0], NULL, &cbs, &a);
+	track(a.peer);
+	ck_assert_int_eq(write(sv[1], head, sizeof(head)), (ssize_t)sizeof(head));
+	ck_assert_int_eq(write(sv[1], body, sizeof(body)), (ssize_t)sizeof(body));
+	run_for(200);
+	ck_assert_int_eq(peer_unfinished_bytes(), 0);
+	ck_assert_int_eq(a.nclose, 0);
+	close(sv[1]);
+}
+END_TEST
+
+/*
  * Three unfinished messages over the process-wide cap: the oldest one's
  * connection is closed, the others complete and are answered.
  */
@@ -1054,6 +1087,7 @@ peer_suite(void)
 	tcase_add_test(tc, message_over_limit);
 	tcase_add_test(tc, unfinished_deadline);
 	tcase_add_test(tc, unread_answers_deadline);
+	tcase_add_test(tc, client_side_not_pooled);
 	tcase_add_test(tc, unfinished_cap);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad input");
