@@ -230,6 +230,19 @@ raw_head(sqlite3 *db)
 	return v;
 }
 
+/* The raw UPDATE of session sess, its activity_state flipped. */
+static void
+raw_flip(sqlite3 *db, sqlite3_stmt *update, int sess)
+{
+	sqlite3_bind_text(update, 1, bench.ids[sess], -1, SQLITE_STATIC);
+	sqlite3_bind_text(update, 2, bench_next_activity(&bench.raw_activity[sess]),
+	    -1, SQLITE_STATIC);
+	sqlite3_bind_int64(update, 3, aotime_wall_ms());
+	raw_step(db, update);
+	if (sqlite3_changes(db) != 1)
+		fatalx("no session '%s'", bench.ids[sess]);
+}
+
 /*
  * n updates in transactions of `batch` rows; returns updates/s.  With batch
  * 1, txn_us[0] and txn_us[1] are the p50 and p99 transaction times.
@@ -239,7 +252,7 @@ raw_writes_per_s(sqlite3 *db, int n, int batch, double txn_us[2])
 {
 	sqlite3_stmt *begin, *update, *commit;
 	int64_t t0, t1, head, *ns = NULL;
-	int i, k, sess;
+	int i, k;
 
 	begin = raw_prepare(db, "BEGIN IMMEDIATE");
 	commit = raw_prepare(db, "COMMIT");
@@ -253,15 +266,7 @@ raw_writes_per_s(sqlite3 *db, int n, int batch, double txn_us[2])
 		t1 = bench_now_ns();
 		raw_step(db, begin);
 		for (k = 0; k < batch; k++) {
-			sess = (i + k) % NSESS;
-			sqlite3_bind_text(update, 1, bench.ids[sess], -1, SQLITE_STATIC);
-			sqlite3_bind_text(update, 2,
-			    bench_next_activity(&bench.raw_activity[sess]), -1,
-			    SQLITE_STATIC);
-			sqlite3_bind_int64(update, 3, aotime_wall_ms());
-			raw_step(db, update);
-			if (sqlite3_changes(db) != 1)
-				fatalx("no session '%s'", bench.ids[sess]);
+			raw_flip(db, update, (i + k) % NSESS);
 		}
 		raw_step(db, commit);
 		if (ns != NULL)
@@ -314,15 +319,8 @@ raw_server_latency(const char *dbpath, double *p50, double *p99)
 		update = raw_prepare(db, "UPDATE sessions SET activity_state = ?2,"
 		    " activity_at = ?3, updated_at = ?3 WHERE id = ?1");
 		for (i = 0; read(sv[1], buf, sizeof(buf)) == sizeof(buf); i++) {
-			int sess = i % NSESS;
-
 			raw_step(db, begin);
-			sqlite3_bind_text(update, 1, bench.ids[sess], -1, SQLITE_STATIC);
-			sqlite3_bind_text(update, 2,
-			    bench_next_activity(&bench.raw_activity[sess]), -1,
-			    SQLITE_STATIC);
-			sqlite3_bind_int64(update, 3, aotime_wall_ms());
-			raw_step(db, update);
+			raw_flip(db, update, i % NSESS);
 			raw_step(db, commit);
 			if (write(sv[1], buf, sizeof(buf)) != sizeof(buf))
 				_exit(1);
