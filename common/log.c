@@ -75,6 +75,29 @@ log_warnx(const char *fmt, ...)
 }
 
 void
+log_warnx_limited(struct log_limit *l, int64_t every_ms, int64_t now_ms,
+    const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+
+	if (l->at_ms != 0 && now_ms - l->at_ms < every_ms) {
+		l->held++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (l->held > 0)
+		log_warnx("%s (and %llu more like it since the last)", msg,
+		    (unsigned long long)l->held);
+	else
+		log_warnx("%s", msg);
+	l->at_ms = now_ms;
+	l->held = 0;
+}
+
+void
 log_info(const char *fmt, ...)
 {
 	va_list ap;

@@ -8,6 +8,7 @@
 #define AO_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
 
 /* Exit codes with meaning (s6): 100 permanent — do not restart; 111 temporary. */
 #define EXIT_PERM 100
@@ -26,6 +27,19 @@ void log_warn(const char *, ...) AO_PRINTF(1, 2);
 void log_warnx(const char *, ...) AO_PRINTF(1, 2);
 void log_info(const char *, ...) AO_PRINTF(1, 2);
 void log_debug(const char *, ...) AO_PRINTF(1, 2);
+
+/*
+ * For a warning that can come in floods: at most one line per every_ms for
+ * one limiter, the next line saying how many were held back.  now_ms is
+ * the caller's monotonic clock.  Not thread-safe: one limiter, one thread
+ * (or the caller's lock).
+ */
+struct log_limit {
+	int64_t at_ms;		/* the last line, 0: none yet */
+	uint64_t held;		/* held back since */
+};
+void log_warnx_limited(struct log_limit *, int64_t every_ms, int64_t now_ms,
+    const char *, ...) AO_PRINTF(4, 5);
 
 /* Log and exit EXIT_TEMP (the supervisor restarts the process). */
 AO_DEAD void fatal(const char *, ...) AO_PRINTF(1, 2);

@@ -36,8 +36,7 @@ struct server {
 	TAILQ_HEAD(, server_conn) conns;
 	unsigned nconns;
 	unsigned max_conns;
-	int64_t warned_ms;	/* the last refusal or eviction warning */
-	unsigned held;		/* those not logged since */
+	struct log_limit warned;	/* refusals and evictions */
 };
 
 /*
@@ -194,28 +193,6 @@ server_on_drain(struct peer *peer, void *arg)
 }
 
 /*
- * A flood of connections must not flood the log (journald would then drop
- * the daemon's other warnings): one line a second, with a count.
- */
-static void
-server_warn(struct server *srv, const char *what)
-{
-	int64_t now = aotime_mono_ms();
-
-	if (srv->warned_ms != 0 && now - srv->warned_ms < SERVER_WARN_EVERY_MS) {
-		srv->held++;
-		return;
-	}
-	if (srv->held > 0)
-		log_warnx("%s (and %u more refusals or evictions since the last "
-		    "such line)", what, srv->held);
-	else
-		log_warnx("%s", what);
-	srv->warned_ms = now;
-	srv->held = 0;
-}
-
-/*
  * The table is full: closes the oldest connection that never sent a whole
  * message, to make room for one from pid.  -1 when there is none.
  */
@@ -223,7 +200,7 @@ static int
 server_evict(struct server *srv, pid_t pid)
 {
 	struct server_conn *sc;
-	char reason[160], line[256];
+	char reason[160];
 
 	TAILQ_FOREACH(sc, &srv->conns, entry)
 		if (peer_messages_in(sc->peer) == 0 && !peer_closed(sc->peer))
@@ -233,9 +210,9 @@ server_evict(struct server *srv, pid_t pid)
 	snprintf(reason, sizeof(reason), "connection table full (%u): it sent "
 	    "nothing whole in %lld ms, pid %ld takes its place", srv->nconns,
 	    (long long)(aotime_mono_ms() - sc->accepted_ms), (long)pid);
-	snprintf(line, sizeof(line), "closing connection (pid %ld): %s",
-	    (long)peer_pid(sc->peer), reason);
-	server_warn(srv, line);
+	/* A flood of connections must not flood the log (journald drops). */
+	log_warnx_limited(&srv->warned, SERVER_WARN_EVERY_MS, aotime_mono_ms(),
+	    "closing connection (pid %ld): %s", (long)peer_pid(sc->peer), reason);
 	peer_close(sc->peer, reason);
 	return 0;
 }
@@ -265,10 +242,10 @@ server_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *s
 		return;
 	}
 	if (srv->nconns >= srv->max_conns && server_evict(srv, pid) == -1) {
-		snprintf(err, sizeof(err), "refused connection from pid %ld: %u "
+		log_warnx_limited(&srv->warned, SERVER_WARN_EVERY_MS,
+		    aotime_mono_ms(), "refused connection from pid %ld: %u "
 		    "connections open, each has sent a message", (long)pid,
 		    srv->nconns);
-		server_warn(srv, err);
 		close(fd);
 		return;
 	}

@@ -176,10 +176,7 @@ struct checkpoint {
 	int64_t thread_copied;	/* frames the thread's last pass reached */
 	struct checkpoint_stats stats;	/* for stats, under mu */
 	int64_t prev_frames;	/* before the last commit */
-	struct {
-		int64_t at_ms;		/* the last of this kind, 0: none */
-		uint64_t held;		/* held back since */
-	} warned[CKPT_WARN_KINDS];	/* rate-limited, each kind apart */
+	struct log_limit warned[CKPT_WARN_KINDS];	/* each kind apart; under mu */
 };
 
 /* Under c->mu: the limits from the configuration and the free disk space. */
@@ -223,24 +220,6 @@ free_space(const char *dir)
 	return (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
 }
 
-/* Under c->mu: a warning of a kind at most every CKPT_LOG_EVERY_MS. */
-static void
-ckpt_warn(struct checkpoint *c, int kind, const char *what, int64_t now_ms)
-{
-	if (c->warned[kind].at_ms != 0 &&
-	    now_ms - c->warned[kind].at_ms < CKPT_LOG_EVERY_MS) {
-		c->warned[kind].held++;
-		return;
-	}
-	if (c->warned[kind].held > 0)
-		log_warnx("%s (and %llu more like it since the last)", what,
-		    (unsigned long long)c->warned[kind].held);
-	else
-		log_warnx("%s", what);
-	c->warned[kind].at_ms = now_ms;
-	c->warned[kind].held = 0;
-}
-
 /*
  * Runs one pass of mode on db (the thread's or the writer's connection);
  * records it.  Called without c->mu.
@@ -257,7 +236,6 @@ ckpt_pass(struct checkpoint *c, sqlite3 *db, enum ckpt_mode m, bool in_writer)
 	uint64_t commits;
 	bool wait;
 	int rc, nlog = -1, nckpt = -1;
-	char msg[256];
 
 	/*
 	 * The writer waits for a pass of the thread in progress only when
@@ -305,31 +283,32 @@ ckpt_pass(struct checkpoint *c, sqlite3 *db, enum ckpt_mode m, bool in_writer)
 		c->stats.busy++;
 		/* At rest a reader in the way is normal; growing past it is not. */
 		if (in_writer && frames >= 2 * c->st.limit_frames) {
-			snprintf(msg, sizeof(msg), "WAL checkpoint lagging: the WAL "
-			    "holds %lld frames (%lld KiB), over twice its limit, "
-			    "and a reader on an old snapshot or another process's "
-			    "lock keeps it from starting over", (long long)frames,
+			log_warnx_limited(&c->warned[CKPT_WARN_HELD],
+			    CKPT_LOG_EVERY_MS, now, "WAL checkpoint lagging: "
+			    "the WAL holds %lld frames (%lld KiB), over twice "
+			    "its limit, and a reader on an old snapshot or "
+			    "another process's lock keeps it from starting over",
+			    (long long)frames,
 			    (long long)(frames * c->frame_bytes / 1024));
-			ckpt_warn(c, CKPT_WARN_HELD, msg, now);
 		}
 	} else if (rc != SQLITE_OK) {
 		c->stats.failed++;
 		snprintf(c->stats.last_error, sizeof(c->stats.last_error), "%s",
 		    sqlite3_errstr(rc));
-		snprintf(msg, sizeof(msg), "WAL checkpoint (%s) failed: %s",
+		log_warnx_limited(&c->warned[CKPT_WARN_FAILED], CKPT_LOG_EVERY_MS,
+		    now, "WAL checkpoint (%s) failed: %s",
 		    checkpoint_mode_name(m), sqlite3_errstr(rc));
-		ckpt_warn(c, CKPT_WARN_FAILED, msg, now);
 	} else if (in_writer && before >= c->st.wake_frames &&
 	    nckpt - c->thread_copied > c->st.limit_frames / 2) {
 		/*
 		 * The thread copied less than half though it had been due
 		 * (not one big commit that crossed the limit): behind.
 		 */
-		snprintf(msg, sizeof(msg), "WAL checkpoint lagging: storaged "
-		    "copied %lld of %d frames itself (%lld ms): the checkpoint "
-		    "thread is not keeping up", (long long)(nckpt -
-		    c->thread_copied), nlog, (long long)(us / 1000));
-		ckpt_warn(c, CKPT_WARN_BEHIND, msg, now);
+		log_warnx_limited(&c->warned[CKPT_WARN_BEHIND], CKPT_LOG_EVERY_MS,
+		    now, "WAL checkpoint lagging: storaged copied %lld of %d "
+		    "frames itself (%lld ms): the checkpoint thread is not "
+		    "keeping up", (long long)(nckpt - c->thread_copied), nlog,
+		    (long long)(us / 1000));
 	}
 	if (!in_writer && m == CKPT_PASSIVE && rc == SQLITE_OK)
 		c->thread_copied = nckpt;
@@ -385,7 +364,6 @@ ckpt_hook(void *arg, sqlite3 *db, const char *name, int frames)
 		c->thread_copied = 0;
 	c->prev_frames = c->st.frames;
 	checkpoint_commit(&c->st, frames, aotime_mono_ms());
-	c->stats.frames = frames;
 	if (frames > c->stats.peak_frames)
 		c->stats.peak_frames = frames;
 	if (checkpoint_next(&c->st, c->st.last_commit_ms) != CKPT_NONE)
@@ -518,6 +496,7 @@ checkpoint_get_stats(struct checkpoint *c, struct checkpoint_stats *out)
 {
 	pthread_mutex_lock(&c->mu);
 	*out = c->stats;
+	out->frames = c->st.frames;
 	pthread_mutex_unlock(&c->mu);
 	out->wal_bytes = file_size(c->wal_path);
 	out->thread = c->started;
