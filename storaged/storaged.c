@@ -259,11 +259,33 @@ batch_remove(struct pending *p)
 }
 
 /*
+ * Answers every request of the batch, corked into one send: with err, or
+ * (err NULL) with each one's own result.
+ */
+static void
+batch_answer(const struct rpc_error *err)
+{
+	struct pending *p;
+
+	peer_cork(true);
+	while ((p = TAILQ_FIRST(&sd.batch)) != NULL) {
+		batch_remove(p);
+		if (err != NULL)
+			reply_result(p->req, -1, &p->out, err);
+		else
+			reply_result(p->req, p->rc, &p->out, &p->err);
+		pending_put(p);
+	}
+	peer_cork(false);
+}
+
+/*
  * Another connection (an operator's sqlite3 shell, say, or at rest for a
- * moment the checkpoint thread's TRUNCATE) holds the write lock.  Waiting in SQLite's busy handler would stop the whole loop, so
- * the batch waits on a timer instead (1 ms doubling to 16 ms) while reads,
- * hello and stats go on; a request waiting longer than busy_timeout_ms
- * fails with unavailable, having changed nothing.
+ * moment the checkpoint thread's TRUNCATE) holds the write lock.  Waiting
+ * in SQLite's busy handler would stop the whole loop, so the batch waits
+ * on a timer instead (1 ms doubling to 16 ms) while reads, hello and stats
+ * go on; a request waiting longer than busy_timeout_ms fails with
+ * unavailable, having changed nothing.
  */
 static void
 flush_locked(void)
@@ -363,14 +385,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	/* The wake and every answer leave in one system call, the wake first. */
 	peer_cork(true);
 	announce_head(failed ? sd.last_head : head, committed_us);
-	while ((p = TAILQ_FIRST(&sd.batch)) != NULL) {
-		batch_remove(p);
-		if (failed)
-			reply_result(p->req, -1, &p->out, &txerr);
-		else
-			reply_result(p->req, p->rc, &p->out, &p->err);
-		pending_put(p);
-	}
+	batch_answer(failed ? &txerr : NULL);
 	peer_cork(false);
 	slot = (size_t)(sd.stages.n++ % STAGE_N);
 	sd.stages.us[STAGE_QUEUE][slot] = begin_us - oldest_us;
@@ -419,13 +434,7 @@ flush_final(void)
 		return;
 	rpc_error_set(&err, RPC_UNAVAILABLE, "storaged is shutting down and ao.db "
 	    "is locked by another connection");
-	peer_cork(true);
-	while ((p = TAILQ_FIRST(&sd.batch)) != NULL) {
-		batch_remove(p);
-		reply_result(p->req, -1, &p->out, &err);
-		pending_put(p);
-	}
-	peer_cork(false);
+	batch_answer(&err);
 	sd.lock_tries = 0;
 }
 
