@@ -277,39 +277,6 @@ static const struct migration migrations[] = {
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
-/*
- * If p starts a list of single-quoted literals "('a', 'b'…)", returns the
- * number of literals and sets *end past the ')'; else 0.
- */
-static int
-in_list(const char *p, const char **end)
-{
-	int n = 0;
-
-	if (*p++ != '(')
-		return 0;
-	for (;;) {
-		while (isspace((unsigned char)*p))
-			p++;
-		if (*p != '\'')
-			return 0;
-		for (p++; *p != '\0'; p++)
-			if (*p == '\'' && *++p != '\'')
-				break;
-		if (p[-1] != '\'')
-			return 0;
-		n++;
-		while (isspace((unsigned char)*p))
-			p++;
-		if (*p == ')') {
-			*end = p + 1;
-			return n;
-		}
-		if (*p++ != ',')
-			return 0;
-	}
-}
-
 /* Past the blanks at p. */
 static const char *
 skip_blanks(const char *p)
@@ -332,6 +299,22 @@ skip_name(const char *p)
 	return q;
 }
 
+/*
+ * Past the quoted literal or name at p (its quote doubled inside), or NULL
+ * when it is not closed.
+ */
+static const char *
+skip_quoted(const char *p)
+{
+	const char *q;
+
+	/* A closing quote at the very end returns here too ('\0' follows). */
+	for (q = p + 1; *q != '\0'; q++)
+		if (*q == *p && *++q != *p)
+			return q;
+	return NULL;
+}
+
 /* Past what is not SQL at p: a quoted literal or name, a comment; or p. */
 static const char *
 skip_opaque(const char *p)
@@ -339,17 +322,39 @@ skip_opaque(const char *p)
 	const char *q;
 	char c = *p;
 
-	if (c == '\'' || c == '"' || c == '`') {
-		for (q = p + 1; *q != '\0'; q++)
-			if (*q == c && *++q != c)
-				return q;
-		return q;
-	}
+	if (c == '\'' || c == '"' || c == '`')
+		return (q = skip_quoted(p)) != NULL ? q : p + strlen(p);
 	if (p[0] == '-' && p[1] == '-')
 		return p + strcspn(p, "\n");
 	if (p[0] == '/' && p[1] == '*')
 		return (q = strstr(p + 2, "*/")) != NULL ? q + 2 : p + strlen(p);
 	return p;
+}
+
+/*
+ * If p starts a list of single-quoted literals "('a', 'b'…)", returns the
+ * number of literals and sets *end past the ')'; else 0.
+ */
+static int
+in_list(const char *p, const char **end)
+{
+	int n = 0;
+
+	if (*p++ != '(')
+		return 0;
+	for (;;) {
+		p = skip_blanks(p);
+		if (*p != '\'' || (p = skip_quoted(p)) == NULL)
+			return 0;
+		n++;
+		p = skip_blanks(p);
+		if (*p == ')') {
+			*end = p + 1;
+			return n;
+		}
+		if (*p++ != ',')
+			return 0;
+	}
 }
 
 /*
