@@ -50,6 +50,7 @@ static void
 client_on_close(struct peer *p, const char *reason, void *arg)
 {
 	struct client *c = arg;
+	bool was_ready;
 
 	(void)p;
 	c->peer = NULL;
@@ -57,11 +58,10 @@ client_on_close(struct peer *p, const char *reason, void *arg)
 		return;
 	log_debug("%s: disconnected: %s", c->path, reason);
 	/* A connection that never answered hello was never on_connect's. */
-	if (c->ready && c->cbs.on_disconnect != NULL) {
-		c->ready = false;
-		c->cbs.on_disconnect(c, reason, c->arg);
-	}
+	was_ready = c->ready;
 	c->ready = false;
+	if (was_ready && c->cbs.on_disconnect != NULL)
+		c->cbs.on_disconnect(c, reason, c->arg);
 	if (c->peer == NULL && !evtimer_pending(c->retry_ev, NULL))
 		client_schedule(c);
 }

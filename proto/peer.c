@@ -370,25 +370,22 @@ peer_update_reading(struct peer *p)
 		pause = p->nreqs >= p->lim.max_inflight || out > p->lim.out_lowat;
 	else
 		pause = p->nreqs >= p->lim.max_inflight || out > p->lim.out_hiwat;
-	if (pause && !p->paused) {
-		p->paused = true;
-		bufferevent_disable(p->bev, EV_READ);
+	if (pause) {
+		if (!p->paused) {
+			p->paused = true;
+			bufferevent_disable(p->bev, EV_READ);
+		}
 		/*
-		 * Our backlog: the sender is not what holds a message up.  Its
-		 * own unread answers: it must read them within the deadline,
-		 * or it could hold buffers for ever by never reading.
+		 * (Again, as the reason may change.)  Our backlog: the sender
+		 * is not what holds a message up.  Its own unread answers: it
+		 * must read them within the deadline, or it could hold buffers
+		 * for ever by never reading.
 		 */
 		if (paused_by_us(p))
 			evtimer_del(p->deadline_ev);
 		else
 			deadline_arm(p);
-	} else if (pause && p->paused) {
-		/* The reason may have changed (answers sent, requests queued). */
-		if (paused_by_us(p))
-			evtimer_del(p->deadline_ev);
-		else
-			deadline_arm(p);
-	} else if (!pause && p->paused) {
+	} else if (p->paused) {
 		p->paused = false;
 		bufferevent_enable(p->bev, EV_READ);
 		evtimer_del(p->deadline_ev);
@@ -957,22 +954,24 @@ peer_dispatch(struct peer *p, size_t len)
 }
 
 /*
- * Unfinished messages.  A message whose first bytes the scanner has seen
- * but whose end it has not is unfinished; its clock starts then (or again
- * when reading resumes after backpressure, since a paused peer's sender is
- * not what holds it up), and the peer is closed when the message has not
- * completed msg_timeout_ms later.  Its bytes count in partial_total; past
- * partial_cap the peer whose clock is the oldest is closed first: a message
- * in flight completes in milliseconds, a stalled one is old.
+ * Unfinished messages.  Bytes read and not yet dispatched (a message whose
+ * end has not arrived, and what a pause left behind a complete one) are
+ * unfinished; their clock starts then (or again when reading resumes after
+ * a pause of our own making, since the sender is not what held them up),
+ * and the peer is closed when they are still there msg_timeout_ms later.
+ * A server peer's bytes count in partial_total; past partial_cap the peer
+ * whose clock is the oldest is closed first: a message in flight completes
+ * in milliseconds, a stalled one is old.
  */
 static void
 partial_end(struct peer *p)
 {
 	if (p->partial_us == 0)
 		return;
-	if (p->lim.pooled)
+	if (p->lim.pooled) {
 		TAILQ_REMOVE(&partials, p, partial_entry);
-	partial_total -= p->partial_held;
+		partial_total -= p->partial_held;
+	}
 	p->partial_held = 0;
 	p->partial_us = 0;
 	evtimer_del(p->deadline_ev);
@@ -982,24 +981,21 @@ partial_end(struct peer *p)
 static void
 partial_start(struct peer *p)
 {
-	struct timeval tv;
-
 	if (p->lim.pooled) {
 		if (p->partial_us != 0)
 			TAILQ_REMOVE(&partials, p, partial_entry);
 		TAILQ_INSERT_TAIL(&partials, p, partial_entry);
 	}
 	p->partial_us = aotime_mono_us();
-	if (p->lim.msg_timeout_ms > 0 && !paused_by_us(p)) {
+	if (!paused_by_us(p)) {
 		evtimer_del(p->deadline_ev);
-		aotime_tv(&tv, p->lim.msg_timeout_ms);
-		evtimer_add(p->deadline_ev, &tv);
+		deadline_arm(p);
 	}
 }
 
 /*
- * After a scan: accounts for the unfinished message (held bytes scanned so
- * far), then enforces the process-wide cap.
+ * After a scan: accounts for the unfinished bytes, then enforces the
+ * process-wide cap.
  */
 static void
 partial_update(struct peer *p)
@@ -1019,12 +1015,10 @@ partial_update(struct peer *p)
 	} else {
 		if (p->partial_us == 0)
 			partial_start(p);
-		/* Counted only in the pool it belongs to (partial_end agrees). */
-		if (p->lim.pooled) {
+		/* The pool counts only its own peers (partial_end agrees). */
+		if (p->lim.pooled)
 			partial_total += held - p->partial_held;
-			p->partial_held = held;
-		} else
-			p->partial_held = 0;
+		p->partial_held = held;
 	}
 	while (partial_total > partial_cap &&
 	    (old = TAILQ_FIRST(&partials)) != NULL) {
