@@ -617,7 +617,6 @@ sub_reset(struct sub *s, int64_t oldest, int64_t head)
 		peer_close(s->peer, "snapshot failed");
 		return;
 	}
-	memtrim_note(b.sb.size);
 	if (b.sb.size > 0 && peer_send(s->peer, b.sb.data, b.sb.size) == -1) {
 		rpc_buf_free(&b);
 		return;
