@@ -157,17 +157,12 @@ static void
 storaged_stats(const char *sock, int64_t *commits, int64_t *writes, int64_t *head)
 {
 	struct bclient_msg res;
-	struct bclient *bc;
-	char err[256];
 
-	if ((bc = bclient_connect(sock, err, sizeof(err))) == NULL)
-		fatalx("%s", err);
-	bench_call(bc, "stats", NULL, &res);
+	stats_of(sock, &res);
 	*commits = result_i64(&res, "commits");
 	*writes = result_i64(&res, "writes");
 	*head = result_i64(&res, "head");
 	bclient_msg_free(&res);
-	bclient_free(bc);
 }
 
 /* Raw SQLite, opened as store_open() opens ao.db. */

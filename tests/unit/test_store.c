@@ -1057,6 +1057,7 @@ START_TEST(in_to_or)
 		{ "JOIN ('a','b','c')", "JOIN ('a','b','c')" },
 		{ "x IN (SELECT y FROM t)", "x IN (SELECT y FROM t)" },
 		{ "x IN ('a','b','c'", "x IN ('a','b','c'" },
+		{ "CHECK (s IN ('a','b','c''))", "CHECK (s IN ('a','b','c''))" },
 		{ "x IN ('a", "x IN ('a" },
 		{ "", "" },
 		/* Only CHECK (name IN (list)): anything else could change meaning. */
