@@ -5,11 +5,11 @@
  * root) are refused via SO_PEERCRED.  An unknown method gets unknown_method.
  *
  * The connection table holds the RLIMIT_NOFILE soft limit less a reserve
- * (an eighth, at least 64 descriptors).  When it is full, the oldest
- * connection that has not sent a whole message yet is closed to admit the
- * new one, so a flood of idle connections cannot lock the daemons' own
- * peers out (they say hello at once); when every one has, the new one is
- * refused.  Both are logged warnings.
+ * (an eighth, at least 64 descriptors), at most 16,384.  When it is full,
+ * the oldest connection that has not sent a whole message yet is closed to
+ * admit the new one, so a flood of idle connections cannot lock the
+ * daemons' own peers out (they say hello at once); when every one has, the
+ * new one is refused.  Both are warnings, at most one line a second.
  */
 #ifndef AO_SERVER_H
 #define AO_SERVER_H
@@ -57,8 +57,8 @@ void server_limits_default(struct peer_limits *);
 #define SERVER_LIMIT_KEYS(cfgtype)					\
 	{ "message_timeout_ms", CONFIG_MS, "10000",			\
 	    offsetof(cfgtype, message_timeout_ms), 10, 3600000,		\
-	    "close a connection whose message has not arrived whole in "	\
-	    "this long" },						\
+	    "close a connection whose message has not arrived whole, or "	\
+	    "that leaves its answers unread, this long" },		\
 	{ "max_unfinished_bytes", CONFIG_BYTES, "0",			\
 	    offsetof(cfgtype, max_unfinished_bytes), 0,			\
 	    64LL * 1024 * 1024 * 1024,					\
